@@ -1,0 +1,1 @@
+"""Writers and plots. Compute plot data in one function, draw in another; never show()."""
