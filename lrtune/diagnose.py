@@ -1,0 +1,858 @@
+"""Learning-curve diagnosis: label a run's per-epoch curves with the patterns practitioners read.
+
+Pure (numpy only, no torch): `diagnose_curves(records)` takes per-epoch records (the shared
+loop's `EpochRecord`, or dicts with the same keys: `epoch`, `lr`, `train_loss`, and optionally
+`val_loss`, `val_metric`) and returns a list of `Finding`s, each with the numbers that
+triggered it, plain advice and the epoch range to shade on a plot.
+
+Patterns (one registry, `PATTERNS`; each detector is a pure function of the curves):
+
+- `bad_init`: the loss at initialisation is far above the know-nothing loss, or the train
+  loss sits still for the first epochs before it starts falling.
+- `lr_too_high`: the train loss is non-finite, climbs well above its minimum, or stays high
+  and flat.
+- `decayed_too_early`: the LR was cut early while the loss was still falling fast, and the
+  loss then plateaued.
+- `train_longer`: the monitored metric is still improving at the end of the run.
+- `overfitting`: the val loss rose from its minimum while the train loss kept falling, and
+  val is far worse than train.
+- `underfitting`: the train loss plateaued at a poor level, with val close to train.
+- `oscillating`: the loss goes up and down from epoch to epoch instead of falling.
+
+"Poor" and "high" are judged against a *reference loss*: the loss of a model that knows
+nothing. Pass `baseline_loss` when it is known (ln C for C-class cross-entropy, Var(y) for
+MSE regression); otherwise the loss at initialisation (`initial_loss`, e.g.
+`TrainResult.initial_loss`) is used; failing both, the first epoch's mean train loss (which
+is already lower than the loss at initialisation, so `underfitting` is then judged leniently
+and `lr_too_high`'s "high and flat" and `bad_init`'s init-loss test are not judged at all).
+
+Every threshold is a named constant below. Fewer than `MIN_EPOCHS` epochs: nothing is judged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from lrtune.errors import ConfigError, unknown_name
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_ORDER: Mapping[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+# -- thresholds (documented once, here) ----------------------------------------------------
+#: Fewer epochs than this and no pattern is judged (one or two points are not a curve).
+MIN_EPOCHS = 3
+
+#: bad_init: the loss at initialisation is at least this many times the reference
+#: (know-nothing) loss. A model initialised well predicts roughly uniform classes at step 0.
+BAD_INIT_LOSS_RATIO = 2.0
+#: bad_init: an epoch counts as "moved" once its train loss is this fraction below epoch 1's.
+STUCK_REL_DROP = 0.05
+#: bad_init: the loss must sit still for at least this many epochs after the first ...
+STUCK_MIN_EPOCHS = 2
+#: ... and for at least this fraction of the run,
+STUCK_MIN_FRACTION = 0.15
+#: ... and then fall by at least this fraction (else the curve is flat, not slow to start).
+STUCK_LATER_REL_DROP = 0.2
+
+#: lr_too_high: the last train loss is at least this many times the lowest one seen.
+EXPLODE_RATIO = 1.5
+#: lr_too_high / underfitting: a train loss that never gets this fraction below epoch 1's is flat.
+FLAT_REL_DROP = 0.1
+#: lr_too_high: a flat train loss is "high" when it stays above this fraction of the reference.
+HIGH_LOSS_FRACTION = 0.8
+
+#: decayed_too_early: an LR at most this fraction of the peak so far counts as a decay.
+DECAY_RATIO = 0.5
+#: decayed_too_early: a decay before this fraction of the run counts as early.
+EARLY_DECAY_FRACTION = 0.4
+#: decayed_too_early: epochs before the decay used to measure how fast the loss was falling.
+PRE_DECAY_WINDOW = 3
+#: decayed_too_early: the train loss was still falling at least this fast (log-loss per epoch,
+#: i.e. about 2 % per epoch) just before the decay.
+STILL_FALLING_RATE = 0.02
+#: decayed_too_early: after the decay it falls at less than this fraction of that rate.
+PLATEAU_RATE_RATIO = 0.25
+#: decayed_too_early: at least this many epochs between the decay and the next one (or the end).
+MIN_POST_DECAY_EPOCHS = 3
+
+#: train_longer / underfitting: the tail of the run is its last quarter ...
+TAIL_FRACTION = 0.25
+#: ... and at least this many epochs.
+TAIL_MIN_EPOCHS = 3
+#: train_longer: the tail brought at least this share of the run's total improvement ...
+TAIL_GAIN_SHARE = 0.1
+#: ... the best value is within the last this-many epochs ...
+BEST_WITHIN_LAST = 2
+#: ... and the tail's linear trend beats its noise (residual std) by this factor.
+TREND_OVER_NOISE = 2.0
+
+#: overfitting: the val loss at the end (mean of the last OVERFIT_MIN_RISE_EPOCHS epochs, so
+#: one noisy epoch is not enough) is at least this fraction above its minimum ...
+OVERFIT_VAL_RISE = 0.1
+#: ... the minimum is at least this many epochs before the end ...
+OVERFIT_MIN_RISE_EPOCHS = 3
+#: ... and the end val loss is at least this many times the final train loss ...
+OVERFIT_GAP_RATIO = 1.5
+#: ... and the rise is at least this many times the val loss's epoch-to-epoch noise
+#: (so that a noisy but flat val curve does not count: its minimum is just a low draw).
+OVERFIT_RISE_OVER_NOISE = 3.0
+
+#: underfitting: the best train loss is still at least this fraction of the reference loss.
+POOR_FRACTION = 0.5
+#: underfitting: val within this fraction of train (train and val close).
+CLOSE_GAP = 0.2
+#: underfitting: the tail improved the train loss by less than this fraction (it plateaued).
+PLATEAU_REL_GAIN = 0.02
+
+#: oscillating: the fraction of epoch-to-epoch moves that reverse direction ...
+OSC_REVERSAL_FRACTION = 0.5
+#: ... the mean upward jump, relative to the loss level ...
+OSC_MIN_JUMP = 0.05
+#: ... and the share of total motion that is wasted (goes back and forth) rather than net.
+OSC_WASTED_SHARE = 0.5
+#: oscillating needs at least this many epochs.
+OSC_MIN_EPOCHS = 5
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosed pattern.
+
+    Attributes:
+        code: the pattern's registry key ('overfitting', ...).
+        title: a short human title.
+        evidence: plain words with the numbers that triggered it.
+        advice: what to do about it.
+        severity: 'error' (the run is broken), 'warning' (fix it), 'info' (worth knowing).
+        start_epoch: first epoch of the triggering region (inclusive; the records' numbering).
+        end_epoch: last epoch of the triggering region (inclusive).
+        curve: the series that shows it: 'train_loss', 'val_loss', 'val_metric' or 'lr'.
+        numbers: the measured values behind `evidence`, for machines.
+    """
+
+    code: str
+    title: str
+    evidence: str
+    advice: str
+    severity: Severity
+    start_epoch: int
+    end_epoch: int
+    curve: str
+    numbers: Mapping[str, float] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON)."""
+        return {
+            "code": self.code,
+            "title": self.title,
+            "severity": self.severity,
+            "evidence": self.evidence,
+            "advice": self.advice,
+            "epochs": [self.start_epoch, self.end_epoch],
+            "curve": self.curve,
+            "numbers": dict(self.numbers),
+        }
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Per-epoch series as float arrays (NaN where a value is missing or non-finite).
+
+    `val_loss` / `val_metric` are None when no record has them.
+    """
+
+    epoch: np.ndarray
+    lr: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray | None
+    val_metric: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def series(self, name: str) -> np.ndarray | None:
+        """A series by name ('train_loss', 'val_loss', 'val_metric', 'lr')."""
+        value: np.ndarray | None = getattr(self, name)
+        return value
+
+
+def _get(record: Any, key: str) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(key)
+    return getattr(record, key, None)
+
+
+def _num(value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def curves_from_records(records: Iterable[Any]) -> Curves:
+    """Turn EpochRecord-like objects or dicts into `Curves`.
+
+    Missing `epoch` numbers count from 1; missing or None values become NaN.
+
+    Raises:
+        ConfigError: a record has no `train_loss` key/attribute at all.
+    """
+    rows = list(records)
+    epochs, lrs, train, val, metric = [], [], [], [], []
+    for i, rec in enumerate(rows):
+        has_train = "train_loss" in rec if isinstance(rec, Mapping) else hasattr(rec, "train_loss")
+        if not has_train:
+            raise ConfigError(
+                f"epoch record {i} has no 'train_loss' (got {type(rec).__name__}: {rec!r:.80})"
+            )
+        ep = _get(rec, "epoch")
+        epochs.append(i + 1 if ep is None else int(ep))
+        lrs.append(_num(_get(rec, "lr")))
+        train.append(_num(_get(rec, "train_loss")))
+        val.append(_num(_get(rec, "val_loss")))
+        metric.append(_num(_get(rec, "val_metric")))
+    val_a = np.asarray(val, dtype=float)
+    metric_a = np.asarray(metric, dtype=float)
+    return Curves(
+        epoch=np.asarray(epochs, dtype=int),
+        lr=np.asarray(lrs, dtype=float),
+        train_loss=np.asarray(train, dtype=float),
+        val_loss=val_a if np.isfinite(val_a).any() else None,
+        val_metric=metric_a if np.isfinite(metric_a).any() else None,
+    )
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a detector knows besides the curves.
+
+    Attributes:
+        reference_loss: the know-nothing loss (see the module docstring) or None.
+        reference_name: how the reference was obtained, for evidence text.
+        initial_loss: the loss at initialisation (before any update), or None.
+        baseline_loss: the caller's know-nothing loss (ln C, Var(y)), or None.
+        metric_mode: 'max' when a higher val_metric is better, else 'min'.
+        diverged: the run was stopped for a non-finite or exploding loss.
+    """
+
+    reference_loss: float | None
+    reference_name: str
+    initial_loss: float | None
+    baseline_loss: float | None
+    metric_mode: str
+    diverged: bool
+
+
+Detector = Callable[[Curves, Context], "Finding | None"]
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """A registry entry: a pure detector over (curves, context) and what it means."""
+
+    code: str
+    title: str
+    description: str
+    detect: Detector
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _fmt(x: float) -> str:
+    """A loss/metric value, short."""
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1000 or abs(x) < 1e-3:
+        return f"{x:.3g}"
+    return f"{x:.4g}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _tail_len(n: int) -> int:
+    return min(n, max(TAIL_MIN_EPOCHS, int(math.ceil(TAIL_FRACTION * n))))
+
+
+def _log_rate(a: float, b: float, epochs: int) -> float:
+    """How fast a positive loss fell from a to b over `epochs` epochs (log units per epoch)."""
+    if epochs <= 0 or not (a > 0 and b > 0):
+        return math.nan
+    return (math.log(a) - math.log(b)) / epochs
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return x[np.isfinite(x)]
+
+
+def _noise(values: np.ndarray) -> float:
+    """Epoch-to-epoch noise of a series (robust std of its differences over sqrt 2)."""
+    d = np.diff(values)
+    if d.size < 2:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
+
+
+def _ep(c: Curves, i: int) -> int:
+    return int(c.epoch[i])
+
+
+# -- detectors -------------------------------------------------------------------------------
+def _bad_init(c: Curves, ctx: Context) -> Finding | None:
+    n = len(c)
+    loss = c.train_loss
+    if (
+        ctx.initial_loss is not None
+        and ctx.baseline_loss is not None
+        and ctx.baseline_loss > 0
+        and math.isfinite(ctx.initial_loss)
+        and ctx.initial_loss >= BAD_INIT_LOSS_RATIO * ctx.baseline_loss
+    ):
+        ratio = ctx.initial_loss / ctx.baseline_loss
+        return Finding(
+            code="bad_init",
+            title="Bad initialisation",
+            evidence=(
+                f"the loss at initialisation was {_fmt(ctx.initial_loss)}, {ratio:.1f}x the "
+                f"know-nothing loss {_fmt(ctx.baseline_loss)} ({ctx.reference_name}); "
+                f"threshold {BAD_INIT_LOSS_RATIO:g}x"
+            ),
+            advice=(
+                "the model starts out confidently wrong: initialise the last layer small "
+                "(or zero) with its bias at the log class priors / the target mean, and check "
+                "that inputs are normalised; run `lrtune doctor` on the task"
+            ),
+            severity="warning",
+            start_epoch=_ep(c, 0),
+            end_epoch=_ep(c, 0),
+            curve="train_loss",
+            numbers={
+                "initial_loss": ctx.initial_loss,
+                "baseline_loss": ctx.baseline_loss,
+                "ratio": ratio,
+            },
+        )
+    if not math.isfinite(loss[0]) or loss[0] <= 0:
+        return None
+    moved = np.flatnonzero(np.isfinite(loss[1:]) & (loss[1:] <= loss[0] * (1 - STUCK_REL_DROP)))
+    if moved.size == 0:
+        return None  # never moved: flat, judged by lr_too_high / underfitting
+    k = int(moved[0]) + 1  # first epoch index that moved
+    stuck = k - 1
+    need = max(STUCK_MIN_EPOCHS, math.ceil(STUCK_MIN_FRACTION * n))
+    if stuck < need:
+        return None
+    later = _finite(loss[k:])
+    later_drop = 1 - float(later.min()) / float(loss[0])
+    if later_drop < STUCK_LATER_REL_DROP:
+        return None
+    return Finding(
+        code="bad_init",
+        title="Loss not decreasing at the start",
+        evidence=(
+            f"the train loss stayed within {_pct(STUCK_REL_DROP)} of epoch {_ep(c, 0)}'s "
+            f"{_fmt(loss[0])} for {stuck} more epochs (to epoch {_ep(c, k - 1)}), then fell "
+            f"{_pct(later_drop)}; threshold {need} stuck epochs"
+        ),
+        advice=(
+            "training stalls before it starts: check the initialisation (last layer too large, "
+            "saturated activations, dead ReLUs) and input scaling; a short LR warmup can also help"
+        ),
+        severity="warning",
+        start_epoch=_ep(c, 0),
+        end_epoch=_ep(c, k - 1),
+        curve="train_loss",
+        numbers={
+            "stuck_epochs": float(stuck),
+            "first_loss": float(loss[0]),
+            "later_drop": later_drop,
+        },
+    )
+
+
+def _high_flat(c: Curves, ctx: Context) -> tuple[float, float] | None:
+    """(relative drop, level vs reference) when the train loss stayed high and flat."""
+    loss = _finite(c.train_loss)
+    if ctx.reference_loss is None or ctx.reference_name == "epoch-1 train loss":
+        return None
+    if loss.size < MIN_EPOCHS or loss[0] <= 0 or ctx.reference_loss <= 0:
+        return None
+    drop = 1 - float(loss.min()) / float(loss[0])
+    level = float(loss.min()) / ctx.reference_loss
+    if drop < FLAT_REL_DROP and level >= HIGH_LOSS_FRACTION:
+        return drop, level
+    return None
+
+
+def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
+    loss = c.train_loss
+    n = len(c)
+    bad = np.flatnonzero(~np.isfinite(loss))
+    advice = (
+        "lower the learning rate (about 10x, or to `lrtune find`'s suggestion); "
+        "add gradient clipping or a warmup if it only blows up early"
+    )
+    if bad.size or ctx.diverged:
+        start = int(bad[0]) if bad.size else n - 1
+        what = (
+            f"the train loss became {loss[start]} at epoch {_ep(c, start)}"
+            if bad.size
+            else f"the run was stopped for divergence after epoch {_ep(c, n - 1)}"
+        )
+        return Finding(
+            code="lr_too_high",
+            title="Loss exploding (LR too high)",
+            evidence=what,
+            advice=advice,
+            severity="error",
+            start_epoch=_ep(c, max(start - 1, 0)),
+            end_epoch=_ep(c, n - 1),
+            curve="train_loss",
+            numbers={"diverged_epoch": float(_ep(c, start))},
+        )
+    i_min = int(np.argmin(loss))
+    lo, last = float(loss[i_min]), float(loss[-1])
+    if i_min < n - 1 and lo > 0 and last >= EXPLODE_RATIO * lo:
+        return Finding(
+            code="lr_too_high",
+            title="Loss exploding (LR too high)",
+            evidence=(
+                f"the train loss climbed from {_fmt(lo)} at epoch {_ep(c, i_min)} to "
+                f"{_fmt(last)} at epoch {_ep(c, n - 1)} ({last / lo:.1f}x; threshold "
+                f"{EXPLODE_RATIO:g}x)"
+            ),
+            advice=advice,
+            severity="error",
+            start_epoch=_ep(c, i_min),
+            end_epoch=_ep(c, n - 1),
+            curve="train_loss",
+            numbers={"min_loss": lo, "last_loss": last, "ratio": last / lo},
+        )
+    flat = _high_flat(c, ctx)
+    if flat is not None:
+        drop, level = flat
+        return Finding(
+            code="lr_too_high",
+            title="Loss high and flat (LR too high?)",
+            evidence=(
+                f"the train loss never fell more than {_pct(drop)} below epoch {_ep(c, 0)}'s "
+                f"{_fmt(float(loss[0]))} (threshold {_pct(FLAT_REL_DROP)}) and stayed at "
+                f"{level:.2f}x the know-nothing loss {_fmt(ctx.reference_loss or math.nan)} "
+                f"({ctx.reference_name})"
+            ),
+            advice=(
+                "a loss stuck near chance usually means the first steps wrecked the weights: "
+                "lower the LR 10x (see `lrtune find`); if the LR is already small, run "
+                "`lrtune doctor` to check gradients and the initial loss"
+            ),
+            severity="warning",
+            start_epoch=_ep(c, 0),
+            end_epoch=_ep(c, n - 1),
+            curve="train_loss",
+            numbers={"rel_drop": drop, "level_vs_reference": level},
+        )
+    return None
+
+
+def _decay_events(lr: np.ndarray) -> list[int]:
+    """Indices where the LR first falls to <= DECAY_RATIO of the peak since the last event."""
+    events: list[int] = []
+    peak = math.nan
+    for i, x in enumerate(lr):
+        if not math.isfinite(x):
+            continue
+        if not math.isfinite(peak) or x > peak:
+            peak = x
+        elif x <= DECAY_RATIO * peak:
+            events.append(i)
+            peak = x
+    return events
+
+
+def _decayed_too_early(c: Curves, ctx: Context) -> Finding | None:
+    n = len(c)
+    events = _decay_events(c.lr)
+    if not events:
+        return None
+    d = events[0]
+    if d >= EARLY_DECAY_FRACTION * n or d < 2:
+        return None
+    end = (events[1] - 1) if len(events) > 1 else n - 1
+    if end - d < MIN_POST_DECAY_EPOCHS:
+        return None
+    loss = c.train_loss
+    pre_start = max(0, d - 1 - PRE_DECAY_WINDOW)
+    pre = _log_rate(float(loss[pre_start]), float(loss[d - 1]), d - 1 - pre_start)
+    post = _log_rate(float(loss[d + 1]), float(loss[end]), end - d - 1)
+    if not (math.isfinite(pre) and math.isfinite(post)):
+        return None
+    if pre < STILL_FALLING_RATE or post >= PLATEAU_RATE_RATIO * pre:
+        return None
+    lr_before = float(np.nanmax(c.lr[:d]))
+    return Finding(
+        code="decayed_too_early",
+        title="LR decayed too early",
+        evidence=(
+            f"the LR was cut from {lr_before:.3g} to {float(c.lr[d]):.3g} at epoch {_ep(c, d)} "
+            f"({_pct(d / n)} into the run) while the train loss was still falling "
+            f"{100 * math.expm1(pre):.1f}%/epoch; after the cut it fell only "
+            f"{100 * math.expm1(max(post, 0.0)):.1f}%/epoch (epochs {_ep(c, d + 1)}-{_ep(c, end)}; "
+            f"threshold {PLATEAU_RATE_RATIO:g}x the earlier rate)"
+        ),
+        advice=(
+            "move the decay later (milestones past ~50-75% of training), lower gamma's impact "
+            "(e.g. 0.3 instead of 0.1), or use cosine; `lrtune search` can compare them"
+        ),
+        severity="warning",
+        start_epoch=_ep(c, d),
+        end_epoch=_ep(c, end),
+        curve="lr",
+        numbers={
+            "decay_epoch": float(_ep(c, d)),
+            "rate_before": pre,
+            "rate_after": post,
+            "lr_before": lr_before,
+            "lr_after": float(c.lr[d]),
+        },
+    )
+
+
+def _monitored(c: Curves, ctx: Context) -> tuple[str, np.ndarray, bool]:
+    """(name, values, higher_is_better) of the series a user watches to stop training."""
+    if c.val_metric is not None:
+        return "val_metric", c.val_metric, ctx.metric_mode == "max"
+    if c.val_loss is not None:
+        return "val_loss", c.val_loss, False
+    return "train_loss", c.train_loss, False
+
+
+def _train_longer(c: Curves, ctx: Context) -> Finding | None:
+    n = len(c)
+    name, values, higher = _monitored(c, ctx)
+    if not np.isfinite(values).all():
+        return None
+    v = values if higher else -values  # higher is better from here on
+    k = _tail_len(n)
+    if k >= n:
+        return None
+    tail_x = np.arange(k, dtype=float)
+    tail = v[n - k :]
+    slope, intercept = np.polyfit(tail_x, tail, 1)
+    trend_gain = float(slope) * (k - 1)
+    resid = tail - (slope * tail_x + intercept)
+    noise = float(np.std(resid))
+    total = float(v.max() - v[0])
+    best_at = int(np.argmax(v))
+    if total <= 0 or trend_gain <= 0:
+        return None
+    share = trend_gain / total
+    if share < TAIL_GAIN_SHARE or best_at < n - BEST_WITHIN_LAST:
+        return None
+    if trend_gain < TREND_OVER_NOISE * noise:
+        return None
+    raw_gain = trend_gain if higher else -trend_gain
+    return Finding(
+        code="train_longer",
+        title="Still improving at the end: train longer",
+        evidence=(
+            f"{name} improved by {_fmt(abs(raw_gain))} over the last {k} epochs "
+            f"({_pct(share)} of the run's total improvement; threshold "
+            f"{_pct(TAIL_GAIN_SHARE)}) and its best value {_fmt(float(values[best_at]))} "
+            f"is at epoch {_ep(c, best_at)}"
+        ),
+        advice=(
+            "train for more epochs (stretch the schedule with it, so the decay still comes "
+            "at the end), or raise the LR a little if epochs are expensive"
+        ),
+        severity="info",
+        start_epoch=_ep(c, n - k),
+        end_epoch=_ep(c, n - 1),
+        curve=name,
+        numbers={"tail_gain": abs(raw_gain), "tail_share": share, "noise": noise},
+    )
+
+
+def _overfitting(c: Curves, ctx: Context) -> Finding | None:
+    if c.val_loss is None:
+        return None
+    n = len(c)
+    val, train = c.val_loss, c.train_loss
+    if not (np.isfinite(val).all() and np.isfinite(train).all()):
+        return None
+    i_min = int(np.argmin(val))
+    if i_min > n - 1 - OVERFIT_MIN_RISE_EPOCHS:
+        return None
+    v_min, t_end = float(val[i_min]), float(train[-1])
+    v_end = float(np.mean(val[n - OVERFIT_MIN_RISE_EPOCHS :]))
+    if v_min <= 0 or t_end <= 0:
+        return None
+    rise = v_end / v_min - 1
+    ratio = v_end / t_end
+    gap_then, gap_now = float(val[i_min] - train[i_min]), v_end - t_end
+    noise = _noise(val)
+    if rise < OVERFIT_VAL_RISE or ratio < OVERFIT_GAP_RATIO:
+        return None
+    if v_end - v_min < OVERFIT_RISE_OVER_NOISE * noise:
+        return None
+    if not (train[-1] < train[i_min] and gap_now > gap_then):
+        return None
+    return Finding(
+        code="overfitting",
+        title="Overfitting",
+        evidence=(
+            f"val loss rose {_pct(rise)} from its minimum {_fmt(v_min)} at epoch "
+            f"{_ep(c, i_min)} to {_fmt(v_end)} (mean of the last {OVERFIT_MIN_RISE_EPOCHS} epochs) "
+            f"while train loss fell to {_fmt(t_end)}; val is "
+            f"{ratio:.1f}x train (thresholds: +{_pct(OVERFIT_VAL_RISE)}, "
+            f"{OVERFIT_GAP_RATIO:g}x)"
+        ),
+        advice=(
+            f"stop at about epoch {_ep(c, i_min)} (early stopping), or regularise: more data or "
+            "augmentation, weight decay, dropout, a smaller model"
+        ),
+        severity="warning",
+        start_epoch=_ep(c, i_min),
+        end_epoch=_ep(c, n - 1),
+        curve="val_loss",
+        numbers={
+            "best_val_epoch": float(_ep(c, i_min)),
+            "val_min": v_min,
+            "val_end": v_end,
+            "train_end": t_end,
+            "val_rise": rise,
+            "val_over_train": ratio,
+        },
+    )
+
+
+def _underfitting(c: Curves, ctx: Context) -> Finding | None:
+    n = len(c)
+    train = c.train_loss
+    if ctx.reference_loss is None or ctx.reference_loss <= 0 or not np.isfinite(train).all():
+        return None
+    if _high_flat(c, ctx) is not None:
+        return None  # reported as lr_too_high
+    best = float(train.min())
+    level = best / ctx.reference_loss
+    if level < POOR_FRACTION:
+        return None
+    k = _tail_len(n)
+    tail_start = float(train[n - k])
+    tail_gain = (tail_start - float(train[-1])) / tail_start if tail_start > 0 else 0.0
+    if tail_gain >= PLATEAU_REL_GAIN:
+        return None  # still learning: train_longer's business
+    val_words = "no validation data to compare"
+    numbers = {"best_train": best, "level_vs_reference": level, "tail_gain": tail_gain}
+    if c.val_loss is not None:
+        v_end, t_end = float(c.val_loss[-1]), float(train[-1])
+        if not math.isfinite(v_end) or t_end <= 0:
+            return None
+        gap = abs(v_end - t_end) / t_end
+        if gap > CLOSE_GAP:
+            return None
+        val_words = (
+            f"val {_fmt(v_end)} is within {_pct(gap)} of train (threshold {_pct(CLOSE_GAP)})"
+        )
+        numbers["val_gap"] = gap
+    return Finding(
+        code="underfitting",
+        title="Underfitting (model too small or too constrained)",
+        evidence=(
+            f"the train loss plateaued at {_fmt(best)}, {level:.2f}x the know-nothing loss "
+            f"{_fmt(ctx.reference_loss)} ({ctx.reference_name}; threshold "
+            f"{POOR_FRACTION:g}x), improving {_pct(tail_gain)} over the last {k} epochs; "
+            f"{val_words}"
+        ),
+        advice=(
+            "the model cannot fit even the training data: make it bigger (wider/deeper), "
+            "reduce regularisation (weight decay, dropout), try a higher LR, "
+            "or check the features carry the signal"
+        ),
+        severity="warning",
+        start_epoch=_ep(c, n - k),
+        end_epoch=_ep(c, n - 1),
+        curve="train_loss",
+        numbers=numbers,
+    )
+
+
+def _oscillation(values: np.ndarray) -> tuple[float, float, float, int, int] | None:
+    """(reversal fraction, mean up-jump, wasted share, first, last) or None if too short."""
+    if values.size < OSC_MIN_EPOCHS or not np.isfinite(values).all() or (values <= 0).any():
+        return None
+    d = np.diff(values)
+    sign = np.sign(d)
+    nz = np.flatnonzero(sign != 0)
+    if nz.size < 2:
+        return None
+    flips = np.flatnonzero(sign[nz][1:] != sign[nz][:-1])
+    reversal = flips.size / (nz.size - 1)
+    ups = np.flatnonzero(d > 0)
+    if ups.size == 0:
+        return None
+    jump = float(np.mean(d[ups] / values[ups]))
+    total = float(np.abs(d).sum())
+    wasted = 1 - abs(float(values[-1] - values[0])) / total if total > 0 else 0.0
+    first, last = int(nz[flips[0]]) if flips.size else 0, int(ups[-1]) + 1
+    return reversal, jump, wasted, first, last
+
+
+def _oscillating(c: Curves, ctx: Context) -> Finding | None:
+    for name in ("train_loss", "val_loss"):
+        values = c.series(name)
+        if values is None:
+            continue
+        osc = _oscillation(values)
+        if osc is None:
+            continue
+        reversal, jump, wasted, first, last = osc
+        if reversal < OSC_REVERSAL_FRACTION or jump < OSC_MIN_JUMP or wasted < OSC_WASTED_SHARE:
+            continue
+        finding = Finding(
+            code="oscillating",
+            title="Oscillating loss",
+            evidence=(
+                f"{name} changed direction in {_pct(reversal)} of epoch-to-epoch moves "
+                f"(threshold {_pct(OSC_REVERSAL_FRACTION)}), jumping up {_pct(jump)} on average "
+                f"(threshold {_pct(OSC_MIN_JUMP)}); {_pct(wasted)} of its movement went back "
+                "and forth"
+            ),
+            advice=(
+                "lower the LR (2-10x) or raise the batch size; with SGD, lower momentum or add "
+                "a decay; gradient clipping helps if the jumps are spikes"
+            ),
+            severity="warning",
+            start_epoch=_ep(c, first),
+            end_epoch=_ep(c, min(last, len(c) - 1)),
+            curve=name,
+            numbers={"reversal_fraction": reversal, "mean_up_jump": jump, "wasted_share": wasted},
+        )
+        return finding  # train_loss is checked first and wins
+    return None
+
+
+PATTERNS: dict[str, PatternSpec] = {
+    spec.code: spec
+    for spec in (
+        PatternSpec(
+            "bad_init",
+            "Bad initialisation",
+            "loss far above the know-nothing loss at init, or stuck before it falls",
+            _bad_init,
+        ),
+        PatternSpec(
+            "lr_too_high",
+            "LR too high",
+            "train loss non-finite, climbing above its minimum, or high and flat",
+            _lr_too_high,
+        ),
+        PatternSpec(
+            "decayed_too_early",
+            "LR decayed too early",
+            "an early LR cut while the loss still fell fast, then a plateau",
+            _decayed_too_early,
+        ),
+        PatternSpec(
+            "train_longer",
+            "Train longer",
+            "the monitored metric is still improving at the end",
+            _train_longer,
+        ),
+        PatternSpec(
+            "overfitting",
+            "Overfitting",
+            "val loss rising from its minimum, far above a still-falling train loss",
+            _overfitting,
+        ),
+        PatternSpec(
+            "underfitting",
+            "Underfitting",
+            "train loss plateaued at a poor level, val close to train",
+            _underfitting,
+        ),
+        PatternSpec(
+            "oscillating",
+            "Oscillating loss",
+            "the loss reverses direction from epoch to epoch",
+            _oscillating,
+        ),
+    )
+}
+
+
+def diagnose_curves(
+    records: Sequence[Any] | Curves,
+    *,
+    initial_loss: float | None = None,
+    baseline_loss: float | None = None,
+    baseline_name: str = "baseline",
+    metric_mode: str = "max",
+    diverged: bool = False,
+    patterns: Iterable[str] | None = None,
+) -> list[Finding]:
+    """Label a run's learning curves with the patterns practitioners read.
+
+    Args:
+        records: per-epoch records (EpochRecord or dicts with epoch, lr, train_loss,
+            val_loss, val_metric), or `Curves`.
+        initial_loss: the training loss before any update (TrainResult.initial_loss).
+        baseline_loss: the know-nothing loss: ln C for C-class cross-entropy, Var(y) for
+            MSE regression. Judging "poor"/"high" uses it, else initial_loss, else epoch 1.
+        baseline_name: how to name the baseline in evidence text (e.g. 'ln(10)').
+        metric_mode: 'max' if a higher val_metric is better, 'min' otherwise.
+        diverged: the run was stopped for divergence (TrainResult.status == 'diverged').
+        patterns: codes to run (default: all of PATTERNS).
+
+    Returns:
+        Findings, errors first, then warnings, then info; each pattern at most once.
+        An empty list means the curves look healthy (or there were < MIN_EPOCHS epochs).
+
+    Raises:
+        ConfigError: an unknown pattern code, a bad metric_mode, or a record with no train_loss.
+    """
+    if metric_mode not in ("max", "min"):
+        raise ConfigError(f"metric_mode must be 'max' or 'min', got {metric_mode!r}")
+    codes = list(PATTERNS) if patterns is None else list(patterns)
+    for code in codes:
+        if code not in PATTERNS:
+            raise ConfigError(unknown_name("diagnosis pattern", code, PATTERNS))
+    curves = records if isinstance(records, Curves) else curves_from_records(records)
+    blew_up = diverged or not np.isfinite(curves.train_loss).all()
+    if len(curves) == 0 or (len(curves) < MIN_EPOCHS and not blew_up):
+        return []
+    init = _clean(initial_loss)
+    base = _clean(baseline_loss)
+    ref: float | None
+    if base is not None:
+        ref, ref_name = base, baseline_name
+    elif init is not None:
+        ref, ref_name = init, "loss at initialisation"
+    else:
+        first = float(curves.train_loss[0])
+        ref, ref_name = (first, "epoch-1 train loss") if math.isfinite(first) else (None, "none")
+    ctx = Context(ref, ref_name, init, base, metric_mode, diverged)
+    if len(curves) < MIN_EPOCHS:
+        codes = [c for c in codes if c == "lr_too_high"]
+    found = [f for f in (PATTERNS[code].detect(curves, ctx) for code in codes) if f is not None]
+    return sorted(found, key=lambda f: (SEVERITY_ORDER[f.severity], f.start_epoch))
+
+
+def _clean(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def summary_label(findings: Sequence[Finding]) -> str:
+    """A short label for a table cell: 'healthy' or the codes joined by '; '."""
+    return "; ".join(f.code for f in findings) if findings else "healthy"
