@@ -81,7 +81,7 @@ def state_checksum(module: torch.nn.Module) -> str:
             t = value.detach().cpu().contiguous()
             h.update(str(t.dtype).encode())
             h.update(str(tuple(t.shape)).encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         else:
             h.update(repr(value).encode())
     return h.hexdigest()[:16]

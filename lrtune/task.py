@@ -81,6 +81,11 @@ class Task:
         return self._fn("val_data") is not None
 
     @property
+    def has_custom_optimizer(self) -> bool:
+        """True when the file defines optimizer(params, lr)."""
+        return self._fn("optimizer") is not None
+
+    @property
     def has_custom_step(self) -> bool:
         """True when the file defines step(model, batch)."""
         return self._fn("step") is not None

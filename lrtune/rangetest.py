@@ -1,0 +1,772 @@
+"""The LR range test (Leslie Smith): ramp the LR over mini-batches, watch the loss.
+
+Engine only: it returns a `RangeTestResult` and never prints; progress reaches a terminal
+through the `progress(done, total, status)` callback the caller passes in. The model,
+optimizer, GradScaler and RNG states are snapshot once to host memory and restored in a
+`finally`, so the model is bit-identical afterwards, also after an exception or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrtune.errors import ConfigError
+from lrtune.runtime import resolve_device, seed_everything, state_checksum, to_device
+from lrtune.suggest import HEADLINE_RULE, MIN_POINTS, RULES, get_rule, prepare_curve
+
+Progress = Callable[..., None]
+LossFn = Callable[[nn.Module, Any], torch.Tensor]
+
+MODES = ("exp", "linear")
+AMP_MODES = ("bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class RangeTestSettings:
+    """What the range test does. Validated at construction; errors quote the value."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    steps: int = 100
+    mode: str = "exp"
+    smooth: float = 0.05  # EMA weight of each new loss (bias-corrected); 0 = no smoothing
+    diverge: float = 4.0  # stop when smoothed loss > diverge x best smoothed loss
+    accumulate: int = 1  # micro-batches per optimizer step
+    clip: float | None = None  # max gradient norm
+    amp: str | None = None  # None | 'bf16' | 'fp16'
+    val_every: int | None = None  # evaluate val loss every K steps (val-loss mode)
+    val_batches: int = 5
+    check_every: int | None = None  # host syncs: None = every step on CPU, every 10 on GPU
+
+    def __post_init__(self) -> None:
+        if not (self.start_lr > 0 and math.isfinite(self.start_lr)):
+            raise ConfigError(f"start_lr must be > 0, got {self.start_lr!r}")
+        if not (self.end_lr > self.start_lr and math.isfinite(self.end_lr)):
+            raise ConfigError(
+                f"end_lr must be greater than start_lr ({self.start_lr:g}), got {self.end_lr!r}"
+            )
+        if self.steps < 2:
+            raise ConfigError(f"steps must be >= 2, got {self.steps!r}")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if not 0 <= self.smooth < 1:
+            raise ConfigError(f"smooth must be in [0, 1), got {self.smooth!r}")
+        if not self.diverge > 1:
+            raise ConfigError(f"diverge must be > 1, got {self.diverge!r}")
+        if self.accumulate < 1:
+            raise ConfigError(f"accumulate must be >= 1, got {self.accumulate!r}")
+        if self.clip is not None and not self.clip > 0:
+            raise ConfigError(f"clip must be > 0, got {self.clip!r}")
+        if self.amp not in (None, *AMP_MODES):
+            raise ConfigError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if self.val_every is not None and self.val_every < 1:
+            raise ConfigError(f"val_every must be >= 1, got {self.val_every!r}")
+        if self.val_batches < 1:
+            raise ConfigError(f"val_batches must be >= 1, got {self.val_batches!r}")
+
+    def schedule(self) -> np.ndarray:
+        """The LR at each step: exactly start_lr first and end_lr last."""
+        if self.mode == "exp":
+            lrs = np.geomspace(self.start_lr, self.end_lr, self.steps)
+        else:
+            lrs = np.linspace(self.start_lr, self.end_lr, self.steps)
+        lrs[0], lrs[-1] = self.start_lr, self.end_lr
+        return lrs
+
+
+def ema(values: Sequence[float], weight: float) -> np.ndarray:
+    """Bias-corrected exponential moving average; `weight` is the share of each new value."""
+    out = np.empty(len(values))
+    avg, beta = 0.0, 1.0 - weight
+    for i, v in enumerate(values):
+        avg = beta * avg + weight * v if weight > 0 else v
+        out[i] = avg / (1.0 - beta ** (i + 1)) if weight > 0 else v
+    return out
+
+
+def blowup_index(raw: Sequence[float], diverge: float) -> int:
+    """First step whose raw loss exceeds `diverge` x the lowest running-median loss before it.
+
+    The online EMA notices divergence late; the zero-lag curve must stop where the raw loss
+    actually blew up, or its backward pass drags the explosion into earlier LRs.
+    """
+    v = np.asarray(raw, dtype=float)
+    med = median_filter(v, 5)
+    best = math.inf
+    for i, x in enumerate(v):
+        if not math.isfinite(x) or (i > 0 and x > diverge * best):
+            return max(i, 1)
+        if math.isfinite(med[i]):
+            best = min(best, med[i])
+    return len(v)
+
+
+def median_filter(values: Sequence[float], width: int) -> np.ndarray:
+    """Running median over a centred window (shrinking at the ends); NaNs ignored."""
+    v = np.asarray(values, dtype=float)
+    half = width // 2
+    out = np.empty(len(v))
+    for i in range(len(v)):
+        w = v[max(0, i - half) : i + half + 1]
+        w = w[np.isfinite(w)]
+        out[i] = np.median(w) if len(w) else np.nan
+    return out
+
+
+def zero_lag(values: Sequence[float], weight: float) -> np.ndarray:
+    """Running median (kills single-batch spikes), then a forward-backward EMA.
+
+    As smooth as the online EMA but with no lag: the online EMA trails the raw loss by
+    ~1/weight steps (1.6 decades of LR for the default 100-step ramp), which shifts every
+    rule to the right. Rules read this curve; divergence is still judged online by the EMA.
+    """
+    v = median_filter(values, 5)
+    if weight <= 0 or len(v) < 3:
+        return v.copy()
+    out = np.full(len(v), np.nan)
+    ok = np.isfinite(v)
+    if ok.sum() < 3:
+        return out
+    fwd = ema(v[ok], weight)
+    out[ok] = ema(fwd[::-1], weight)[::-1]
+    return out
+
+
+@dataclass
+class Curve:
+    """One range test's record. Arrays are aligned; the last point may be the divergence."""
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    stop_reason: str  # 'end' | 'diverged' | 'nan' | 'interrupted'
+    seed: int
+    seconds: float
+    steps_run: int
+    skipped_steps: list[int] = field(default_factory=list)  # fp16 steps the scaler skipped
+    val_lrs: np.ndarray | None = None
+    val_losses: np.ndarray | None = None
+    centered: np.ndarray = field(default_factory=lambda: np.array([]))  # zero-lag smoothing
+
+    @property
+    def diverged_lr(self) -> float | None:
+        """The LR at which the test stopped for divergence, if it did."""
+        if self.stop_reason in ("diverged", "nan") and len(self.lrs):
+            return float(self.lrs[-1])
+        return None
+
+    def usable(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lrs, smoothed loss) that rules read: cut before the divergence point, warm-up skipped.
+
+        In val-loss mode the rules read the (smoothed) validation curve instead.
+        """
+        if self.val_lrs is not None and self.val_losses is not None and len(self.val_lrs):
+            return prepare_curve(self.val_lrs, self.val_losses, skip_start=0.0)
+        end = len(self.lrs) - (1 if self.stop_reason in ("diverged", "nan") else 0)
+        return prepare_curve(self.lrs[:end], self.centered[:end])
+
+
+@dataclass
+class RangeTestResult:
+    """What a range test found. `lr` is the headline suggestion (None when there is none)."""
+
+    settings: RangeTestSettings
+    curves: list[Curve]
+    rule: str
+    suggestions: dict[str, float | None]
+    per_repeat: dict[str, list[float | None]]
+    warnings: list[str]
+    checksum_before: str
+    checksum_after: str
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lr(self) -> float | None:
+        """The headline suggested learning rate."""
+        return self.suggestions.get(self.rule)
+
+    @property
+    def lrs(self) -> np.ndarray:
+        """LRs of the aggregate (median over repeats) curve."""
+        return self.aggregate()[0]
+
+    @property
+    def losses(self) -> np.ndarray:
+        """Median raw loss over repeats."""
+        return self.aggregate()[1]
+
+    @property
+    def smoothed(self) -> np.ndarray:
+        """Median smoothed loss over repeats."""
+        return self.aggregate()[2]
+
+    def aggregate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(lrs, median raw, median smoothed, band low, band high) over the steps all repeats ran."""
+        return aggregate_curves(self.curves)
+
+    def spread(self, rule: str | None = None) -> float | None:
+        """max/min ratio of a rule's suggestion across repeats (None with < 2 values)."""
+        vals = [v for v in self.per_repeat.get(rule or self.rule, []) if v]
+        return max(vals) / min(vals) if len(vals) >= 2 else None
+
+    @property
+    def confidence(self) -> str:
+        """'high' | 'medium' | 'low' from the headline's spread across repeats; 'unknown' for 1."""
+        s = self.spread()
+        if self.lr is None:
+            return "none"
+        if s is None:
+            return "unknown"
+        return "high" if s <= 1.5 else "medium" if s <= 3.0 else "low"
+
+    @property
+    def identical(self) -> bool:
+        """True when the model's weights were restored bit for bit."""
+        return self.checksum_before == self.checksum_after
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (the body of result.json)."""
+        curves = []
+        for c in self.curves:
+            curves.append(
+                {
+                    "seed": c.seed,
+                    "stop_reason": c.stop_reason,
+                    "steps_run": c.steps_run,
+                    "diverged_lr": c.diverged_lr,
+                    "min_loss": float(np.nanmin(c.smoothed)) if len(c.smoothed) else None,
+                    "lr_at_min_loss": float(c.lrs[int(np.nanargmin(c.smoothed))])
+                    if len(c.smoothed) and np.isfinite(c.smoothed).any()
+                    else None,
+                    "skipped_steps": c.skipped_steps,
+                    "seconds": c.seconds,
+                }
+            )
+        return {
+            "command": "find",
+            "headline": {
+                "rule": self.rule,
+                "lr": self.lr,
+                "confidence": self.confidence,
+                "spread": self.spread(),
+            },
+            "suggestions": {
+                name: {
+                    "lr": self.suggestions.get(name),
+                    "per_repeat": self.per_repeat.get(name, []),
+                    "spread": self.spread(name),
+                    "description": RULES[name].description,
+                }
+                for name in RULES
+            },
+            "settings": asdict(self.settings),
+            "repeats": curves,
+            "warnings": list(self.warnings),
+            "weights": {
+                "checksum_before": self.checksum_before,
+                "checksum_after": self.checksum_after,
+                "restored": self.identical,
+            },
+            "timings": {
+                "total_s": self.seconds,
+                "per_step_ms": 1000.0 * sum(c.seconds for c in self.curves)
+                / max(1, sum(c.steps_run for c in self.curves)),
+            },
+            **self.info,
+        }
+
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Draw the loss-vs-LR figure; save it as PNG when `path` is given. Returns the Figure."""
+        from lrtune.report.find_plot import draw_lr_find, lr_find_plot_data
+        from lrtune.report.rundir import save_figure
+
+        fig = draw_lr_find(lr_find_plot_data(self))
+        if path is not None:
+            save_figure(fig, path)
+        return fig
+
+
+def aggregate_curves(
+    curves: Sequence[Curve],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Median and min-max band over repeats, on the steps every repeat reached.
+
+    The smoothed columns are the zero-lag smoothing that the rules read.
+    """
+    if not curves:
+        empty = np.array([])
+        return empty, empty, empty, empty, empty
+    n = min(len(c.lrs) for c in curves)
+    lrs = curves[0].lrs[:n]
+    raw = np.stack([c.losses[:n] for c in curves])
+    sm = np.stack([c.centered[:n] for c in curves])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns past a divergence
+        return (
+            lrs,
+            np.nanmedian(raw, axis=0) if len(curves) > 1 else raw[0],
+            np.nanmedian(sm, axis=0) if len(curves) > 1 else sm[0],
+            np.nanmin(sm, axis=0),
+            np.nanmax(sm, axis=0),
+        )
+
+
+class _Snapshot:
+    """Host-memory copy of everything a range test touches; restore() puts it all back."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any) -> None:
+        self.model, self.optimizer, self.scaler = model, optimizer, scaler
+        self.model_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        self.optimizer_state = _to_cpu(optimizer.state_dict())
+        self.scaler_state = copy.deepcopy(scaler.state_dict()) if scaler is not None else None
+        self.training = model.training
+        params = list(model.parameters())
+        self.device = params[0].device if params else torch.device("cpu")
+        self.rng_torch = torch.get_rng_state()
+        self.rng_cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self.rng_numpy = np.random.get_state()
+        self.rng_python = random.getstate()
+
+    def restore(self) -> None:
+        # Weights first (in place, no second device copy), then the device, then the
+        # optimizer, whose load_state_dict casts its state to the parameters' device.
+        self.model.load_state_dict(self.model_state)
+        self.model.to(self.device)
+        self.model.train(self.training)
+        self.optimizer.load_state_dict(copy.deepcopy(self.optimizer_state))
+        if self.scaler is not None and self.scaler_state is not None:
+            self.scaler.load_state_dict(copy.deepcopy(self.scaler_state))
+        torch.set_rng_state(self.rng_torch)
+        if self.rng_cuda is not None:
+            torch.cuda.set_rng_state_all(self.rng_cuda)
+        np.random.set_state(self.rng_numpy)
+        random.setstate(self.rng_python)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, Mapping):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_to_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+def _cycle(loader: Any) -> Iterator[Any]:
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ConfigError("the training data yielded no batches")
+
+
+class RangeTest:
+    """LR range test over your own model, optimizer and loader.
+
+    Args:
+        model: the module to test; it is left bit-identical afterwards.
+        optimizer: its optimizer; per-group LRs keep their ratios to the largest group LR.
+        train_loader: any iterable of batches (cycled when shorter than the test).
+        loss: loss(model, batch) -> scalar tensor (e.g. Task.loss).
+        val_loader: batches for val-loss mode (`val_every`).
+        device: where to run ('auto', 'cpu', 'cuda', ... or a torch.device).
+        scaler: an existing fp16 GradScaler to use (its state is restored too).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_loader: Any,
+        loss: LossFn,
+        val_loader: Any = None,
+        device: str | torch.device = "auto",
+        scaler: Any = None,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.train_loader = train_loader
+        self.loss = loss
+        self.val_loader = val_loader
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.scaler = scaler
+        tops = [float(g["lr"]) for g in optimizer.param_groups]
+        top = max(tops) if tops and max(tops) > 0 else 1.0
+        self.ratios = [(lr / top) if lr > 0 else 1.0 for lr in tops]
+
+    def run(
+        self,
+        settings: RangeTestSettings | None = None,
+        *,
+        seed: int = 0,
+        repeats: int = 1,
+        rule: str = HEADLINE_RULE,
+        progress: Progress | None = None,
+    ) -> RangeTestResult:
+        """Run `repeats` range tests (seeds seed, seed+1, ...), restoring state between them.
+
+        Returns:
+            The result, with suggestions from every rule and the headline from `rule`.
+        """
+        settings = settings or RangeTestSettings()
+        get_rule(rule)
+        if repeats < 1:
+            raise ConfigError(f"repeats must be >= 1, got {repeats!r}")
+        if settings.val_every and self.val_loader is None:
+            raise ConfigError("val_every needs validation data (define val_data() in the task)")
+        scaler = self.scaler
+        if settings.amp == "fp16" and scaler is None:
+            scaler = torch.amp.GradScaler(self.device.type)
+        t0 = time.perf_counter()
+        before = state_checksum(self.model)
+        snapshot = _Snapshot(self.model, self.optimizer, scaler)
+        curves: list[Curve] = []
+        try:
+            self.model.to(self.device)
+            for r in range(repeats):
+                curve = self._one(settings, seed + r, scaler, progress, r, repeats)
+                curves.append(curve)
+                snapshot.restore()
+                self.model.to(self.device)
+                if curve.stop_reason == "interrupted":
+                    break
+        finally:
+            snapshot.restore()
+        after = state_checksum(self.model)
+        return build_result(settings, curves, rule, before, after, time.perf_counter() - t0)
+
+    # -- one test ---------------------------------------------------------------------
+    def _one(
+        self,
+        s: RangeTestSettings,
+        seed: int,
+        scaler: Any,
+        progress: Progress | None,
+        repeat: int,
+        repeats: int,
+    ) -> Curve:
+        seed_everything(seed)
+        model, opt, device = self.model, self.optimizer, self.device
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        lrs = s.schedule()
+        check_every = s.check_every or (1 if device.type == "cpu" else 10)
+        autocast: Callable[[], Any] = (
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if s.amp == "bf16" else torch.float16))
+            if s.amp
+            else contextlib.nullcontext
+        )
+        params = [p for g in opt.param_groups for p in g["params"]]
+        batches = _cycle(self.train_loader)
+        pending: list[torch.Tensor] = []
+        raw: list[float] = []
+        kept_lrs: list[float] = []
+        skipped: list[int] = []
+        val_lrs: list[float] = []
+        val_losses: list[float] = []
+        avg, beta, best = 0.0, 1.0 - s.smooth, math.inf
+        smoothed: list[float] = []
+        stop = "end"
+        t0 = time.perf_counter()
+        total = s.steps * repeats
+        i = 0  # index of the LR being tried; advances only on real optimizer steps
+        try:
+            while i < s.steps:
+                lr = float(lrs[i])
+                for g, ratio in zip(opt.param_groups, self.ratios):
+                    g["lr"] = lr * ratio
+                step_loss = torch.zeros((), device=device)
+                for _ in range(s.accumulate):
+                    batch = to_device(next(batches), device)
+                    with autocast():
+                        loss = self.loss(model, batch)
+                    scaled = loss.float() / s.accumulate
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    step_loss = step_loss + loss.detach().float() / s.accumulate
+                if scaler is not None:
+                    if s.clip:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_(params, s.clip)
+                    scale_before = scaler.get_scale()
+                    scaler.step(opt)
+                    scaler.update()
+                    opt.zero_grad(set_to_none=True)
+                    if scaler.get_scale() < scale_before:  # fp16 only: one sync for the flag
+                        skipped.append(len(kept_lrs) + len(pending))
+                        continue  # the step did not happen: try the same LR again
+                else:
+                    if s.clip:
+                        nn.utils.clip_grad_norm_(params, s.clip)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                pending.append(step_loss)
+                kept_lrs.append(lr)
+                i += 1
+                if s.val_every and (i % s.val_every == 0 or i == s.steps):
+                    val_lrs.append(lr)
+                    val_losses.append(self._val_loss(s, autocast))
+                if len(pending) >= check_every or i == s.steps:
+                    # One host sync per chunk: losses stay on the device in between.
+                    values = torch.stack(pending).tolist()
+                    pending.clear()
+                    for v in values:
+                        raw.append(v)
+                        if math.isfinite(v):
+                            avg = beta * avg + s.smooth * v if s.smooth else v
+                            sm = avg / (1.0 - beta ** len(raw)) if s.smooth else v
+                        else:
+                            sm = math.nan
+                        smoothed.append(sm)
+                        if not math.isfinite(sm):
+                            stop = "nan"
+                            break
+                        best = min(best, sm)
+                        if sm > s.diverge * best:
+                            stop = "diverged"
+                            break
+                    if progress is not None:
+                        last = smoothed[-1] if smoothed else math.nan
+                        progress(
+                            repeat * s.steps + len(raw),
+                            total,
+                            f"lr {kept_lrs[len(raw) - 1]:.2e}  loss {last:.4g}",
+                        )
+                    if stop != "end":
+                        break
+        except KeyboardInterrupt:
+            stop = "interrupted"
+        n = len(raw)
+        val_l = np.array(val_lrs) if s.val_every else None
+        val_v = ema(val_losses, min(1.0, s.smooth * (s.val_every or 1))) if s.val_every else None
+        if val_l is not None and n:
+            keep = val_l <= kept_lrs[n - 1]
+            val_l, val_v = val_l[keep], val_v[keep] if val_v is not None else None
+        cut = blowup_index(raw, s.diverge) if stop in ("diverged", "nan") else n
+        centered = np.append(zero_lag(raw[:cut], min(1.0, 2 * s.smooth)), [np.nan] * (n - cut))
+        return Curve(
+            centered=centered,
+            lrs=np.array(kept_lrs[:n]),
+            losses=np.array(raw),
+            smoothed=np.array(smoothed[:n]),
+            stop_reason=stop,
+            seed=seed,
+            seconds=time.perf_counter() - t0,
+            steps_run=n,
+            skipped_steps=skipped,
+            val_lrs=val_l,
+            val_losses=val_v,
+        )
+
+    @torch.no_grad()
+    def _val_loss(self, s: RangeTestSettings, autocast: Callable[[], Any]) -> float:
+        self.model.eval()
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        n = 0
+        try:
+            for k, batch in enumerate(self.val_loader):
+                if k >= s.val_batches:
+                    break
+                with autocast():
+                    total += self.loss(self.model, to_device(batch, self.device)).double()
+                n += 1
+        finally:
+            self.model.train()
+        return float(total) / max(n, 1)
+
+
+def build_result(
+    settings: RangeTestSettings,
+    curves: list[Curve],
+    rule: str,
+    before: str,
+    after: str,
+    seconds: float,
+) -> RangeTestResult:
+    """Apply every rule to each repeat and to the median curve; add the guards' warnings."""
+    per_repeat: dict[str, list[float | None]] = {name: [] for name in RULES}
+    for c in curves:
+        lr, loss = c.usable()
+        for name, info in RULES.items():
+            per_repeat[name].append(info.fn(lr, loss) if len(lr) >= MIN_POINTS else None)
+    suggestions: dict[str, float | None]
+    if len(curves) == 1:
+        suggestions = {name: vals[0] for name, vals in per_repeat.items()}
+    else:
+        agg_lrs, _, agg_sm, _, _ = aggregate_curves(curves)
+        diverged = any(c.stop_reason in ("diverged", "nan") for c in curves)
+        end = len(agg_lrs) - (1 if diverged else 0)
+        if any(c.val_lrs is not None for c in curves):
+            # val mode: median of per-repeat suggestions (val points are sparse)
+            suggestions = {name: _geo_median(vals) for name, vals in per_repeat.items()}
+        else:
+            lr, loss = prepare_curve(agg_lrs[:end], agg_sm[:end])
+            suggestions = {
+                name: (info.fn(lr, loss) if len(lr) >= MIN_POINTS else None)
+                for name, info in RULES.items()
+            }
+    result = RangeTestResult(
+        settings=settings,
+        curves=curves,
+        rule=rule,
+        suggestions=suggestions,
+        per_repeat=per_repeat,
+        warnings=[],
+        checksum_before=before,
+        checksum_after=after,
+        seconds=seconds,
+    )
+    result.warnings.extend(guard_warnings(result))
+    return result
+
+
+def _geo_median(vals: Sequence[float | None]) -> float | None:
+    v = [x for x in vals if x]
+    return float(np.exp(np.median(np.log(v)))) if v else None
+
+
+def guard_warnings(result: RangeTestResult) -> list[str]:
+    """Plain-words warnings about curves that can't be read with confidence."""
+    s = result.settings
+    out: list[str] = []
+    if not result.curves:
+        return ["no range test completed"]
+    c = result.curves[0]
+    if c.stop_reason == "interrupted":
+        out.append(f"interrupted after {c.steps_run} of {s.steps} steps: the curve is partial")
+    finite = np.isfinite(c.losses)
+    if len(c.losses) and not finite[: max(1, min(5, len(finite)))].all():
+        k = int(np.argmin(finite))
+        out.append(
+            f"the loss is NaN/inf in the first steps (step {k + 1}, lr {c.lrs[k]:.2e}): "
+            "check the data, the labels and the loss function before tuning the LR"
+        )
+        return out
+    lr, loss = c.usable()
+    if c.stop_reason in ("diverged", "nan") and c.steps_run <= max(10, 0.1 * s.steps):
+        out.append(
+            f"the loss diverged almost at once ({c.steps_run} steps, lr {c.diverged_lr:.2e}): "
+            f"lower --start-lr (now {s.start_lr:g})"
+        )
+    if len(lr) < MIN_POINTS:
+        out.append(
+            f"only {len(lr)} usable points before the loss diverged: no suggestion; "
+            "lower --start-lr or raise --steps"
+        )
+        return out
+    first, low = float(loss[0]), float(np.min(loss))
+    change = (first - low) / abs(first) if first else 0.0
+    if change < 0.05 and np.ptp(loss) < 0.05 * abs(first):
+        out.append(
+            f"the loss curve is flat (it moved {100 * change:.1f}% over the range): the model "
+            "may be pretrained or the range too narrow; widen --start-lr/--end-lr"
+        )
+    if c.stop_reason == "end" and loss[-1] < 1.5 * low + 1e-12:
+        out.append(
+            f"the loss never diverged up to lr {s.end_lr:g}: raise --end-lr to see where "
+            "training breaks (suggestions near the end of the range are less reliable)"
+        )
+    if c.skipped_steps:
+        out.append(f"the fp16 GradScaler skipped {len(c.skipped_steps)} steps (inf/NaN gradients)")
+    return out
+
+
+def find_lr(
+    task: Any,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+    mode: str = "exp",
+    smooth: float = 0.05,
+    diverge: float = 4.0,
+    accumulate: int = 1,
+    clip: float | None = None,
+    amp: str | None = None,
+    val_every: int | None = None,
+    val_batches: int = 5,
+    optimizer: str = "sgd",
+    optimizer_params: Mapping[str, Any] | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    repeats: int = 1,
+    rule: str = HEADLINE_RULE,
+    progress: Progress | None = None,
+) -> RangeTestResult:
+    """Run the LR range test on a task file (or a loaded Task).
+
+    Builds the model and optimizer from the task (seeded), runs `repeats` tests and
+    returns the result; see RangeTestSettings for the meaning of each knob.
+
+    Raises:
+        TaskError: the task file is broken.
+        ConfigError: a setting is out of range.
+    """
+    from lrtune.task import Task, load_task
+
+    t = task if isinstance(task, Task) else load_task(task)
+    settings = RangeTestSettings(
+        start_lr=start_lr,
+        end_lr=end_lr,
+        steps=steps,
+        mode=mode,
+        smooth=smooth,
+        diverge=diverge,
+        accumulate=accumulate,
+        clip=clip,
+        amp=amp,
+        val_every=val_every,
+        val_batches=val_batches,
+    )
+    dev = resolve_device(device)
+    seed_everything(seed)
+    model = t.build_model().to(dev)
+    opt = t.build_optimizer(model.parameters(), start_lr, optimizer, **dict(optimizer_params or {}))
+    val_loader = t.val_loader(batch_size) if val_every else None
+    rt = RangeTest(model, opt, t.train_loader(batch_size), t.loss, val_loader, dev)
+    result = rt.run(settings, seed=seed, repeats=repeats, rule=rule, progress=progress)
+    result.info.update(
+        {
+            "task": str(t.path),
+            "optimizer": type(opt).__name__ if t.has_custom_optimizer else optimizer,
+            "optimizer_params": dict(optimizer_params or {}),
+            "device": str(dev),
+            "batch_size": batch_size or t.batch_size,
+            "steps_per_epoch": _len_or_none(rt.train_loader),
+            "seed": seed,
+        }
+    )
+    result.info["optimizer_family"] = _family(opt)
+    return result
+
+
+def _family(opt: torch.optim.Optimizer) -> str:
+    from lrtune.optim import optimizer_family
+
+    return optimizer_family(opt)
+
+
+def _len_or_none(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None

@@ -1,0 +1,147 @@
+"""The range-test plot: compute the data (lr_find_plot_data), then draw it (draw_lr_find)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MARKERS = {
+    "valley": ("o", "#d62728"),
+    "steepest": ("v", "#2ca02c"),
+    "minimum": ("s", "#9467bd"),
+    "slide": ("D", "#8c564b"),
+    "consensus": ("*", "#ff7f0e"),
+    "edge": ("^", "#17becf"),
+}
+
+
+@dataclass(frozen=True)
+class SuggestionMark:
+    """One suggestion on the plot."""
+
+    rule: str
+    lr: float
+    loss: float
+    headline: bool
+
+
+@dataclass(frozen=True)
+class FindPlotData:
+    """Everything the range-test figure shows."""
+
+    title: str
+    lrs: np.ndarray
+    raw: np.ndarray
+    smoothed: np.ndarray
+    band: tuple[np.ndarray, np.ndarray] | None
+    marks: tuple[SuggestionMark, ...]
+    diverged: tuple[float, float] | None
+    ylim: tuple[float, float]
+    chosen_range: tuple[float, float] | None
+    ylabel: str
+    note: str
+
+
+def _loss_at(lrs: np.ndarray, losses: np.ndarray, lr: float) -> float:
+    ok = np.isfinite(losses)
+    if not ok.any():
+        return float("nan")
+    return float(np.interp(np.log10(lr), np.log10(lrs[ok]), losses[ok]))
+
+
+def lr_find_plot_data(result: Any, chosen_range: tuple[float, float] | None = None) -> FindPlotData:
+    """Compute the plot data from a RangeTestResult."""
+    lrs, raw, sm, lo, hi = result.aggregate()
+    n_rep = len(result.curves)
+    marks = []
+    for rule, lr in result.suggestions.items():
+        if lr is None or lr <= 0:
+            continue
+        marks.append(SuggestionMark(rule, float(lr), _loss_at(lrs, sm, lr), rule == result.rule))
+    marks.sort(key=lambda m: (not m.headline, m.lr))
+    diverged = None
+    c0 = result.curves[0] if result.curves else None
+    if c0 is not None and c0.stop_reason in ("diverged", "nan") and len(lrs):
+        dv = c0.diverged_lr
+        diverged = (float(dv), _loss_at(c0.lrs, c0.smoothed, dv)) if dv else None
+    finite = sm[np.isfinite(sm)]
+    if len(finite):
+        start = finite[: max(1, len(finite) // 10)].max()
+        # Show the raw dip too (clipped at its 5th percentile), not only the smoothed floor.
+        raw_ok = raw[: len(finite)][np.isfinite(raw[: len(finite)])]
+        raw_low = float(np.percentile(raw_ok, 5)) if len(raw_ok) else float(finite.min())
+        low = min(float(finite.min()), raw_low)
+        rng = max(float(start) - low, 1e-3 * max(abs(low), 1e-12))
+        ylim = (low - 0.15 * rng, float(start) + 0.6 * rng)
+    else:
+        ylim = (0.0, 1.0)
+    info = result.info
+    what = info.get("optimizer", "")
+    task = info.get("task", "")
+    name = task.rsplit("/", 1)[-1] if task else "model"
+    s = result.settings
+    rep = f", median of {n_rep} runs" if n_rep > 1 else ""
+    title = f"LR range test: {name} ({what}, {s.steps} steps, {s.mode} ramp{rep})"
+    headline = next((m for m in marks if m.headline), None)
+    note = (
+        f"suggested lr = {headline.lr:.2e} ({headline.rule})"
+        if headline
+        else "no suggestion (see warnings)"
+    )
+    val_mode = bool(s.val_every)
+    return FindPlotData(
+        title=title,
+        lrs=lrs,
+        raw=raw,
+        smoothed=sm,
+        band=(lo, hi) if n_rep > 1 else None,
+        marks=tuple(marks),
+        diverged=diverged,
+        ylim=ylim,
+        chosen_range=chosen_range,
+        ylabel="training loss" + (" (rules read the validation loss)" if val_mode else ""),
+        note=note,
+    )
+
+
+def draw_lr_find(d: FindPlotData) -> Any:
+    """Draw the figure from FindPlotData; returns a matplotlib Figure (never shows it)."""
+    from lrtune.report.rundir import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    if len(d.lrs):
+        ax.plot(d.lrs, d.raw, color="#1f77b4", alpha=0.25, lw=1, label="raw loss")
+        if d.band is not None:
+            ax.fill_between(d.lrs, d.band[0], d.band[1], color="#1f77b4", alpha=0.15, label="min-max over runs")
+        ax.plot(d.lrs, d.smoothed, color="#1f77b4", lw=2.2, label="smoothed loss")
+    if d.chosen_range is not None:
+        ax.axvspan(*d.chosen_range, color="#ffbf00", alpha=0.15, label="recommended range")
+    for m in d.marks:
+        marker, color = MARKERS.get(m.rule, ("o", "k"))
+        size = 13 if m.headline else 8
+        label = f"{m.rule}: {m.lr:.2e}" + ("  (suggested)" if m.headline else "")
+        ax.plot([m.lr], [m.loss], marker=marker, color=color, ms=size, ls="none",
+                markeredgecolor="black" if m.headline else color, zorder=5, label=label)
+        if m.headline:
+            ax.axvline(m.lr, color=color, ls=":", lw=1.2, alpha=0.8)
+            ax.annotate(f"{m.lr:.1e}", (m.lr, m.loss), textcoords="offset points", xytext=(8, 10),
+                        fontsize=10, fontweight="bold", color=color)
+    if d.diverged is not None:
+        ax.axvline(d.diverged[0], color="#555555", ls="--", lw=1)
+        ax.annotate("diverged", (d.diverged[0], d.ylim[1]), textcoords="offset points",
+                    xytext=(-4, -14), ha="right", fontsize=9, color="#555555")
+    ax.set_xscale("log")
+    ax.set_ylim(*d.ylim)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel(d.ylabel)
+    ax.set_title(d.title, fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", alpha=0.08)
+    ax.legend(loc="upper left", fontsize=8.5, framealpha=0.9)
+    ax.text(0.99, 0.02, d.note, transform=ax.transAxes, ha="right", va="bottom", fontsize=10,
+            bbox={"boxstyle": "round", "fc": "white", "ec": "#cccccc"})
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,167 @@
+"""Suggestion rules: pure functions over one range-test curve, one signature, one registry.
+
+Contract (every rule):
+    rule(lrs, losses) -> float | None
+
+`lrs` is increasing and positive; `losses` is the smoothed loss at each LR, already cut at
+divergence and stripped of non-finite points by `prepare_curve`. A rule returns the suggested
+learning rate, or None when the curve gives it nothing to go on. Rules never raise on short or
+odd curves and never look at anything but these two arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrtune.errors import ConfigError, unknown_name
+
+Rule = Callable[[np.ndarray, np.ndarray], "float | None"]
+
+MIN_POINTS = 8  # fewer usable points than this and no rule is trusted
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """A registered suggestion rule."""
+
+    name: str
+    fn: Rule
+    description: str
+
+
+def prepare_curve(
+    lrs: Sequence[float], losses: Sequence[float], skip_start: float = 0.1, skip_end: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the curve to the part rules should read.
+
+    Drops the first `skip_start` fraction of points (the EMA warm-up and the very first
+    noisy steps, as fastai does), `skip_end` points at the end, and non-finite points.
+    """
+    lr = np.asarray(lrs, dtype=float)
+    loss = np.asarray(losses, dtype=float)
+    n = len(lr)
+    start = int(n * skip_start) if n >= 2 * MIN_POINTS else 0
+    end = n - skip_end if skip_end and n - skip_end > start else n
+    lr, loss = lr[start:end], loss[start:end]
+    keep = np.isfinite(lr) & np.isfinite(loss) & (lr > 0)
+    return lr[keep], loss[keep]
+
+
+def _ok(lrs: np.ndarray, losses: np.ndarray, minimum: int = 3) -> bool:
+    return len(lrs) >= minimum and len(lrs) == len(losses)
+
+
+def steepest(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """The LR of the steepest descent: most negative d(loss)/d(log10 lr) before the minimum."""
+    if not _ok(lrs, losses):
+        return None
+    stop = int(np.argmin(losses)) + 1
+    if stop < 3:
+        return None
+    x = np.log10(lrs[:stop])
+    grad = np.gradient(losses[:stop], x)
+    i = int(np.argmin(grad))
+    return float(lrs[i]) if grad[i] < 0 else None
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """fastai's valley: 2/3 of the way down the longest strictly decreasing run of the curve."""
+    n = len(losses)
+    if not _ok(lrs, losses):
+        return None
+    # Longest decreasing subsequence ending at each point (O(n^2); n is a few hundred).
+    lds = np.ones(n, dtype=int)
+    for i in range(1, n):
+        earlier = losses[:i] > losses[i]
+        if earlier.any():
+            lds[i] = int(lds[:i][earlier].max()) + 1
+    max_end = int(np.argmax(lds))
+    max_start = max_end - int(lds[max_end]) + 1
+    if max_end - max_start < 2:
+        return None
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+    return float(lrs[min(idx, n - 1)])
+
+
+def minimum(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """The LR at the lowest loss, divided by 10 (fastai's `minimum`)."""
+    if not _ok(lrs, losses, 2):
+        return None
+    return float(lrs[int(np.argmin(losses))]) / 10.0
+
+
+def slide(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """fastai's slide: walk left from the end until the slope over a window flattens out."""
+    n = len(losses)
+    if not _ok(lrs, losses, MIN_POINTS):
+        return None
+    lr_diff = max(2, int(round(0.15 * n)))
+    thresh = 0.005 * float(np.ptp(losses) or 1.0)  # scale-free version of fastai's 0.005
+    grad = np.gradient(losses)
+    r = n - 1
+    l_ = r - lr_diff
+    best = lrs[l_]
+    while l_ >= 0 and abs(grad[r] - grad[l_]) > thresh:
+        best = lrs[l_]
+        r -= 1
+        l_ -= 1
+    return float(best)
+
+
+def consensus(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """Geometric median of steepest, valley and minimum: robust to any one rule misfiring."""
+    picks = [r(lrs, losses) for r in (steepest, valley, minimum)]
+    vals = [p for p in picks if p is not None and p > 0]
+    if not vals:
+        return None
+    return float(np.exp(np.median(np.log(vals))))
+
+
+def edge(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """One decade below where the loss starts rising again: 1/10 of the LR where the
+    smoothed loss first climbs 5% of its range above its minimum, after the minimum."""
+    if not _ok(lrs, losses, MIN_POINTS):
+        return None
+    i_min = int(np.argmin(losses))
+    rise = losses[i_min] + 0.05 * float(np.ptp(losses[: i_min + 1]) or 0.0)
+    after = np.nonzero(losses[i_min:] > rise)[0]
+    i = i_min + int(after[0]) if len(after) else len(lrs) - 1
+    return float(lrs[i]) / 10.0
+
+
+RULES: dict[str, RuleInfo] = {
+    info.name: info
+    for info in (
+        RuleInfo("valley", valley, "fastai's valley: 2/3 down the longest decreasing stretch"),
+        RuleInfo("steepest", steepest, "steepest descent of the smoothed loss (torch-lr-finder)"),
+        RuleInfo("minimum", minimum, "LR at the minimum loss / 10"),
+        RuleInfo("slide", slide, "fastai's slide: where the slope flattens before the rise"),
+        RuleInfo("consensus", consensus, "geometric median of steepest, valley and minimum"),
+        RuleInfo("edge", edge, "1/10 of the LR where the loss climbs back above its minimum"),
+    )
+}
+
+HEADLINE_RULE = "valley"  # the default headline; see benchmarks/suggest_quality.py
+
+
+def get_rule(name: str) -> RuleInfo:
+    """Look up a rule by name.
+
+    Raises:
+        ConfigError: unknown name (lists the valid ones).
+    """
+    if name not in RULES:
+        raise ConfigError(unknown_name("suggestion rule", name, RULES))
+    return RULES[name]
+
+
+def suggest_all(lrs: Sequence[float], losses: Sequence[float]) -> dict[str, float | None]:
+    """Every registered rule on one (prepared) curve."""
+    lr, loss = np.asarray(lrs, dtype=float), np.asarray(losses, dtype=float)
+    if len(lr) < MIN_POINTS:
+        return dict.fromkeys(RULES)
+    return {name: info.fn(lr, loss) for name, info in RULES.items()}
