@@ -398,7 +398,7 @@ def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
     n = len(c)
     bad = np.flatnonzero(~np.isfinite(loss))
     advice = (
-        "lower the learning rate (about 10x, or to `lrtune find`'s suggestion); "
+        "lower the learning rate (about 10x, or to what `lrtune find` suggests); "
         "add gradient clipping or a warmup if it only blows up early"
     )
     if bad.size or ctx.diverged:
@@ -702,7 +702,10 @@ def _oscillation(values: np.ndarray) -> tuple[float, float, float, int, int] | N
     jump = float(np.mean(d[ups] / values[ups]))
     total = float(np.abs(d).sum())
     wasted = 1 - abs(float(values[-1] - values[0])) / total if total > 0 else 0.0
-    first, last = int(nz[flips[0]]) if flips.size else 0, int(ups[-1]) + 1
+    if flips.size:  # from the start of the first reversed move to the end of the last one
+        first, last = int(nz[flips[0]]), int(nz[flips[-1] + 1]) + 1
+    else:
+        first, last = 0, values.size - 1
     return reversal, jump, wasted, first, last
 
 

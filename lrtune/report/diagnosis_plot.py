@@ -1,0 +1,172 @@
+"""One plot per learning-curve diagnosis: the curves with the triggering epochs shaded.
+
+Compute (`diagnosis_plot_data`), then draw (`draw_diagnosis`), then write
+(`write_diagnosis_plots`). Tests assert on the data; the drawing only draws.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lrtune.diagnose import Curves, Finding, curves_from_records
+from lrtune.report.rundir import pyplot, save_figure
+
+SHADE_COLORS = {"error": "tab:red", "warning": "tab:orange", "info": "tab:blue"}
+LINE_COLORS = {
+    "train loss": "tab:blue",
+    "val loss": "tab:orange",
+    "val metric": "tab:green",
+    "LR": "tab:purple",
+}
+#: A loss panel switches to a log y axis when its values span more than this factor.
+LOG_Y_SPAN = 20.0
+WRAP = 110
+
+
+@dataclass(frozen=True)
+class Line:
+    """One series on a panel."""
+
+    label: str
+    values: tuple[float, ...]
+    highlight: bool  # the series the finding is about: drawn thicker
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One stacked axis: its y label, lines and scale."""
+
+    ylabel: str
+    lines: tuple[Line, ...]
+    log_y: bool
+
+
+@dataclass(frozen=True)
+class DiagnosisPlotData:
+    """Everything `draw_diagnosis` needs; no matplotlib objects."""
+
+    title: str
+    evidence: str
+    advice: str
+    epochs: tuple[int, ...]
+    panels: dict[str, Panel]  # 'loss', then 'metric' and 'lr' when present
+    shade: tuple[int, int]  # inclusive epoch range of the finding
+    shade_color: str
+
+
+def _tuple(x: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) if math.isfinite(float(v)) else math.nan for v in x)
+
+
+def _span(*arrays: np.ndarray) -> float:
+    vals = np.concatenate([a[np.isfinite(a) & (a > 0)] for a in arrays])
+    if vals.size == 0:
+        return 1.0
+    return float(vals.max() / vals.min())
+
+
+def diagnosis_plot_data(records: Sequence[Any] | Curves, finding: Finding) -> DiagnosisPlotData:
+    """The panels, lines and shaded range for one finding.
+
+    Args:
+        records: the per-epoch records the finding was computed from (or their Curves).
+        finding: one Finding from `lrtune.diagnose.diagnose_curves`.
+    """
+    c = records if isinstance(records, Curves) else curves_from_records(records)
+    panels: dict[str, Panel] = {}
+    loss_lines = [Line("train loss", _tuple(c.train_loss), finding.curve == "train_loss")]
+    loss_arrays = [c.train_loss]
+    if c.val_loss is not None:
+        loss_lines.append(Line("val loss", _tuple(c.val_loss), finding.curve == "val_loss"))
+        loss_arrays.append(c.val_loss)
+    panels["loss"] = Panel("loss", tuple(loss_lines), _span(*loss_arrays) > LOG_Y_SPAN)
+    if c.val_metric is not None:
+        panels["metric"] = Panel(
+            "val metric",
+            (Line("val metric", _tuple(c.val_metric), finding.curve == "val_metric"),),
+            False,
+        )
+    lr = c.lr[np.isfinite(c.lr)]
+    if lr.size and (finding.curve == "lr" or float(lr.max()) != float(lr.min())):
+        panels["lr"] = Panel(
+            "learning rate", (Line("LR", _tuple(c.lr), finding.curve == "lr"),), _span(c.lr) > 5
+        )
+    return DiagnosisPlotData(
+        title=f"Diagnosis: {finding.title} (epochs {finding.start_epoch}-{finding.end_epoch})",
+        evidence=finding.evidence,
+        advice=finding.advice,
+        epochs=tuple(int(e) for e in c.epoch),
+        panels=panels,
+        shade=(finding.start_epoch, finding.end_epoch),
+        shade_color=SHADE_COLORS.get(finding.severity, "tab:gray"),
+    )
+
+
+def draw_diagnosis(data: DiagnosisPlotData) -> Any:
+    """Draw one diagnosis figure (stacked panels sharing the epoch axis); returns the Figure."""
+    plt = pyplot()
+    heights = [2.2 if name == "loss" else 1.2 for name in data.panels]
+    fig, axes = plt.subplots(
+        len(heights),
+        1,
+        sharex=True,
+        figsize=(8.5, 2.0 + sum(heights) * 1.3),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    x = np.asarray(data.epochs)
+    lo, hi = data.shade
+    for ax, (name, panel) in zip(axes[:, 0], data.panels.items(), strict=True):
+        ax.axvspan(lo - 0.5, hi + 0.5, color=data.shade_color, alpha=0.15, lw=0)
+        for line in panel.lines:
+            ax.plot(
+                x,
+                np.asarray(line.values),
+                marker="o" if len(x) <= 40 else None,
+                ms=3,
+                lw=2.6 if line.highlight else 1.3,
+                alpha=1.0 if line.highlight else 0.8,
+                color=LINE_COLORS.get(line.label),
+                label=line.label + (" (evidence)" if line.highlight else ""),
+                drawstyle="steps-mid" if name == "lr" else "default",
+            )
+        if panel.log_y:
+            ax.set_yscale("log")
+        ax.set_ylabel(panel.ylabel)
+        ax.grid(True, alpha=0.3)
+        if len(panel.lines) > 1 or any(line.highlight for line in panel.lines):
+            ax.legend(loc="best", fontsize=8)
+    axes[0, 0].set_title(textwrap.fill(data.evidence, WRAP), fontsize=8.5, loc="left", color="0.2")
+    axes[-1, 0].set_xlabel("epoch")
+    fig.suptitle(data.title, fontsize=12, fontweight="bold", x=0.01, ha="left")
+    fig.text(
+        0.01,
+        -0.01,
+        textwrap.fill(f"What to do: {data.advice}", WRAP),
+        fontsize=8.5,
+        style="italic",
+        va="top",
+        ha="left",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def write_diagnosis_plots(
+    records: Sequence[Any] | Curves, findings: Sequence[Finding], out_dir: str | Path
+) -> list[Path]:
+    """Write diagnosis_<code>.png for each finding into out_dir; returns the paths."""
+    curves = records if isinstance(records, Curves) else curves_from_records(records)
+    out = Path(out_dir)
+    paths = []
+    for finding in findings:
+        fig = draw_diagnosis(diagnosis_plot_data(curves, finding))
+        paths.append(save_figure(fig, out / f"diagnosis_{finding.code}.png"))
+    return paths
