@@ -121,6 +121,8 @@ class Task:
         if isinstance(data, DataLoader):
             loader = data
         elif isinstance(data, Dataset):
+            if hasattr(data, "__len__") and len(data) == 0:  # type: ignore[arg-type]
+                raise TaskError(f"{self.path}: {name}() is empty (0 examples)")
             bs = int(batch_size or self.batch_size)
             is_iterable = isinstance(data, IterableDataset)
             loader = DataLoader(data, batch_size=bs, shuffle=shuffle and not is_iterable)
@@ -324,7 +326,10 @@ def _check_first_batch(task: Task) -> None:
             f"{task.path}: reading the first training batch raised {type(exc).__name__}: {exc}"
         ) from exc
     if not task.has_custom_step:
-        split_batch(batch)  # raises the 'define step()' hint
+        try:
+            split_batch(batch)
+        except TaskError as exc:
+            raise TaskError(f"{task.path}: {exc}") from None
 
 
 def _user_line(exc: BaseException, path: Path) -> str:

@@ -1,0 +1,3 @@
+from lrtune.cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""The range-test engine on real torch: ramp, divergence, restoration, accumulation, repeats."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from lrtune.errors import ConfigError
+from lrtune.rangetest import RangeTest, RangeTestSettings, find_lr
+from lrtune.task import load_task
+
+
+def _setup(tiny_task, momentum=True):
+    task = load_task(tiny_task)
+    torch.manual_seed(0)
+    model = task.build_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9 if momentum else 0.0)
+    # One real step so the optimizer has momentum buffers and BatchNorm has moved.
+    loss = task.loss(model, task.first_batch())
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    return task, model, opt
+
+
+def _state(model, opt):
+    return (
+        {k: v.clone() for k, v in model.state_dict().items()},
+        {k: {n: t.clone() for n, t in s.items()} for k, s in opt.state_dict()["state"].items()},
+        [g["lr"] for g in opt.param_groups],
+    )
+
+
+def _same(a, b):
+    (ma, oa, la), (mb, ob, lb) = a, b
+    assert ma.keys() == mb.keys()
+    for k in ma:
+        assert torch.equal(ma[k], mb[k]), k
+    assert oa.keys() == ob.keys()
+    for k in oa:
+        for n in oa[k]:
+            assert torch.equal(oa[k][n], ob[k][n]), (k, n)
+    assert la == lb
+
+
+def test_ramp_hits_start_and_end_exactly(tiny_task):
+    task, model, opt = _setup(tiny_task)
+    seen = []
+
+    def loss(m, batch):
+        seen.append(opt.param_groups[0]["lr"])
+        return task.loss(m, batch)
+
+    for mode in ("exp", "linear"):
+        seen.clear()
+        s = RangeTestSettings(start_lr=1e-5, end_lr=1e-2, steps=20, mode=mode, diverge=1e9)
+        res = RangeTest(model, opt, task.train_loader(), loss, device="cpu").run(s)
+        assert res.curves[0].stop_reason == "end"
+        assert seen[0] == 1e-5 and seen[-1] == 1e-2
+        assert len(seen) == 20
+        assert res.curves[0].lrs[0] == 1e-5 and res.curves[0].lrs[-1] == 1e-2
+        steps = np.diff(np.log(seen)) if mode == "exp" else np.diff(seen)
+        assert np.allclose(steps, steps[0])
+
+
+def test_divergence_stops_early(tiny_task):
+    res = find_lr(tiny_task, start_lr=1e-4, end_lr=1e4, steps=100, device="cpu")
+    c = res.curves[0]
+    assert c.stop_reason in ("diverged", "nan")
+    assert c.steps_run < 100
+    assert c.diverged_lr is not None and c.diverged_lr < 1e4
+    assert res.identical
+
+
+def test_model_and_optimizer_restored_bit_for_bit(tiny_task):
+    task, model, opt = _setup(tiny_task)
+    before = _state(model, opt)
+    model.eval()
+    res = RangeTest(model, opt, task.train_loader(), task.loss, device="cpu").run(
+        RangeTestSettings(steps=30, end_lr=100.0), repeats=2
+    )
+    _same(before, _state(model, opt))
+    assert not model.training  # the mode is restored too
+    assert res.checksum_before == res.checksum_after
+
+
+def test_restored_when_the_loss_raises_mid_test(tiny_task):
+    task, model, opt = _setup(tiny_task)
+    before = _state(model, opt)
+    rng = torch.get_rng_state()
+    calls = {"n": 0}
+
+    def flaky(m, batch):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise RuntimeError("loss exploded in user code")
+        return task.loss(m, batch)
+
+    with pytest.raises(RuntimeError, match="user code"):
+        RangeTest(model, opt, task.train_loader(), flaky, device="cpu").run(RangeTestSettings(steps=20))
+    _same(before, _state(model, opt))
+    assert torch.equal(rng, torch.get_rng_state())
+
+
+def test_interrupt_keeps_partial_curve_and_restores(tiny_task):
+    task, model, opt = _setup(tiny_task)
+    before = _state(model, opt)
+    calls = {"n": 0}
+
+    def interrupted(m, batch):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise KeyboardInterrupt
+        return task.loss(m, batch)
+
+    res = RangeTest(model, opt, task.train_loader(), interrupted, device="cpu").run(RangeTestSettings(steps=50))
+    assert res.curves[0].stop_reason == "interrupted"
+    assert res.curves[0].steps_run == 11
+    _same(before, _state(model, opt))
+
+
+def test_accumulation_advances_lr_per_optimizer_step(tiny_task):
+    task, model, opt = _setup(tiny_task)
+    lrs = []
+
+    def loss(m, batch):
+        lrs.append(opt.param_groups[0]["lr"])
+        return task.loss(m, batch)
+
+    s = RangeTestSettings(start_lr=1e-4, end_lr=1e-2, steps=10, accumulate=3, diverge=1e9)
+    res = RangeTest(model, opt, task.train_loader(), loss, device="cpu").run(s)
+    assert len(lrs) == 30
+    assert len(set(lrs)) == 10
+    assert all(lrs[3 * i] == lrs[3 * i + 1] == lrs[3 * i + 2] for i in range(10))
+    assert res.curves[0].steps_run == 10
+
+
+def test_param_groups_keep_their_ratios(tiny_task):
+    task = load_task(tiny_task)
+    model = task.build_model()
+    opt = torch.optim.SGD(
+        [{"params": model[0].parameters(), "lr": 0.01}, {"params": model[3].parameters(), "lr": 0.1}],
+        lr=0.1,
+    )
+    ratios = []
+
+    def loss(m, batch):
+        ratios.append(opt.param_groups[0]["lr"] / opt.param_groups[1]["lr"])
+        return task.loss(m, batch)
+
+    RangeTest(model, opt, task.train_loader(), loss, device="cpu").run(
+        RangeTestSettings(start_lr=1e-5, end_lr=1e-3, steps=10, diverge=1e9)
+    )
+    assert all(math.isclose(r, 0.1) for r in ratios)
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.1]
+
+
+def test_repeats_start_from_the_same_weights():
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=False)
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def loss(m, b):
+        return nn.functional.cross_entropy(m(b[0]), b[1])
+
+    res = RangeTest(model, opt, loader, loss, device="cpu").run(RangeTestSettings(steps=12), repeats=3)
+    firsts = [c.losses[0] for c in res.curves]
+    assert firsts[0] == firsts[1] == firsts[2]
+    assert len(res.per_repeat["valley"]) == 3
+    lo, hi = res.aggregate()[3:]
+    assert np.all(lo <= hi + 1e-12)
+
+
+def test_val_mode_and_bf16_run_on_cpu(tiny_task):
+    res = find_lr(tiny_task, steps=30, val_every=5, val_batches=2, device="cpu", amp="bf16")
+    c = res.curves[0]
+    assert c.val_lrs is not None and len(c.val_lrs) >= 1
+    assert res.identical
+
+
+def test_settings_are_validated_with_the_value_quoted():
+    with pytest.raises(ConfigError, match="-1"):
+        RangeTestSettings(start_lr=-1)
+    with pytest.raises(ConfigError, match="end_lr"):
+        RangeTestSettings(start_lr=1.0, end_lr=0.5)
+    with pytest.raises(ConfigError, match="'cubic'"):
+        RangeTestSettings(mode="cubic")
+
+
+def test_result_dict_and_suggestions(tiny_task):
+    res = find_lr(tiny_task, steps=60, device="cpu")
+    d = res.to_dict()
+    assert d["command"] == "find"
+    assert d["weights"]["restored"] is True
+    assert set(d["suggestions"]) >= {"valley", "steepest", "minimum", "slide"}
+    assert res.lr is not None and 1e-7 <= res.lr <= 10
