@@ -16,7 +16,9 @@ entries; `search`, `check` and `find` all go through it.
 """
 
 from lrtune.schedules.base import DERIVED, REQUIRED, Param, ScheduleInfo
+from lrtune.schedules.recommend import recommend
 from lrtune.schedules.registry import REGISTRY
+from lrtune.schedules.snippet import to_python
 from lrtune.schedules.spec import (
     PARAMS,
     Plan,
@@ -48,7 +50,9 @@ __all__ = [
     "lr_curve",
     "params_of",
     "plan",
+    "recommend",
     "resolve",
+    "to_python",
     "to_yaml",
     "validate",
 ]

@@ -189,8 +189,8 @@ def _onecycle_derive(p: dict[str, Any], length: int) -> None:
         )
     if p["pct_start"] * total <= 1:
         raise ConfigError(
-            f"schedule 'onecycle': pct_start {p['pct_start']} x total_steps {total} must be > 1"
-            " unit, or the warm-up phase is empty (raise pct_start or use interval: step)"
+            f"schedule 'onecycle': pct_start {p['pct_start']} x total_steps {total} must be > 1,"
+            " or the warm-up phase is empty (raise pct_start, or use interval: step)"
         )
 
 
@@ -529,9 +529,11 @@ def _wsd_code(p: Mapping[str, Any]) -> str:
         f"    if step < {f.decay_start}:  # stable",
         "        return 1.0",
         f"    progress = min(1.0, (step - {f.decay_start}) / ({f.total} - {f.decay_start}))",
-        f"    left = {_WSD_LEFT[f.shape]}",
-        f"    return {e} + (1.0 - {e}) * left",
     ]
+    if f.end_factor == 0.0:  # end + (1 - end) * left is exactly left
+        lines.append(f"    return {_WSD_LEFT[f.shape]}")
+    else:
+        lines += [f"    left = {_WSD_LEFT[f.shape]}", f"    return {e} + (1.0 - {e}) * left"]
     return "\n".join(lines) + "\n"
 
 
