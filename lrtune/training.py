@@ -322,7 +322,8 @@ def train(
                 if not math.isfinite(val_loss):
                     raise _Diverged(f"validation loss became {val_loss}")
             model.train()
-            stepper.step_epoch(val_loss)
+            # Plateau schedules watch the val loss, or the train loss without val data.
+            stepper.step_epoch(val_loss if val_loss is not None else train_loss)
             record = EpochRecord(
                 epoch=epoch,
                 step=result.steps,

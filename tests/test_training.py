@@ -170,3 +170,26 @@ def test_to_dict_roundtrip(tiny_task: Path) -> None:
     d = res.to_dict()
     assert d["status"] == "complete" and len(d["epochs"]) == 1
     assert isinstance(res, TrainResult)
+
+
+def test_schedule_steps_through_lrtune_schedules(tiny_task: Path) -> None:
+    from lrtune import schedules
+
+    task = load_task(tiny_task)
+    spec = {"name": "step", "step_size": 1, "gamma": 0.5}
+    res = train(task, lr=0.08, schedule=spec, epochs=3, device="cpu")
+    assert res.status == "complete", res.error
+    curve = schedules.lr_curve(spec, 0.08, 8, 3)
+    assert [r.lr for r in res.epochs] == pytest.approx([curve[7], curve[15], curve[23]])
+    assert [r.lr for r in res.epochs] == pytest.approx([0.08, 0.04, 0.02])
+
+
+def test_plateau_without_val_data_watches_train_loss(
+    tiny_regression: Path, write_task: Callable[[str, str], Path]
+) -> None:
+    src = tiny_regression.read_text().replace("def val_data", "def _unused_val")
+    task = load_task(write_task(src, "noval_plateau"))
+    spec = {"name": "plateau", "patience": 0, "factor": 0.5, "threshold": 0.95}
+    res = train(task, lr=0.01, schedule=spec, epochs=3, device="cpu")
+    assert res.status == "complete", res.error
+    assert res.epochs[-1].lr < 0.01  # cut at least once: the train loss fed the plateau
