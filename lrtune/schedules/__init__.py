@@ -28,6 +28,7 @@ from lrtune.schedules.spec import (
     params_of,
     plan,
     resolve,
+    run_warnings,
     to_yaml,
     validate,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "plan",
     "recommend",
     "resolve",
+    "run_warnings",
     "to_python",
     "to_yaml",
     "validate",

@@ -102,6 +102,8 @@ class Param:
             return "required"
         if self.default is DERIVED:
             return self.derived or "derived"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
         if isinstance(self.default, str):
             return self.default
         return fmt_number(self.default)

@@ -379,3 +379,35 @@ def from_yaml(text: str) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"schedule: expected a mapping with a 'name', got {data!r}")
     return validate(data)
+
+
+def run_warnings(spec: Mapping[str, Any] | str, steps_per_epoch: int, epochs: int) -> list[str]:
+    """Plain-words warnings for a spec that validates but does not fit the run well.
+
+    Lengths past the end of the run (a milestone after the last epoch, a T_max longer
+    than the run) and a cosine T_max shorter than the run (torch's LR climbs back up).
+
+    Raises:
+        ConfigError: an invalid spec or run.
+    """
+    p = plan(spec, steps_per_epoch, epochs)
+    length = p.total_units - p.warmup_units
+    unit = p.unit_name
+    span = f"{length} {unit}" + (" after warmup" if p.warmup_units else "")
+    out: list[str] = []
+    for param in p.info.params:
+        value = p.params.get(param.name)
+        if not param.unit or value is None:
+            continue
+        past = [v for v in (value if isinstance(value, list) else [value]) if v > length]
+        if past:
+            out.append(
+                f"{p.info.name}: {param.name} {', '.join(map(str, past))} is past the end of the "
+                f"run ({span}), so the LR never gets there; pass the real --epochs or shorten it"
+            )
+    if p.info.name == "cosine" and p.params["T_max"] < length:
+        out.append(
+            f"cosine: T_max {p.params['T_max']} is shorter than the run ({span}); after it the LR "
+            "climbs back up, as torch's CosineAnnealingLR does (leave T_max out to fit the run)"
+        )
+    return out
