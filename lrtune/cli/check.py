@@ -1,0 +1,138 @@
+"""`lrtune check CONFIG.yaml`: a seeded training run that passes or fails in CI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from lrtune.cli.options import common_options, handle_errors, make_console
+
+EPILOG = """\b
+Exit codes: 0 every criterion passed, 1 a criterion failed, 2 bad config or task file.
+Criteria (under expect: in the YAML): no_divergence, final_train_loss_below,
+loss_drop_at_least, val_loss_below, val_metric_at_least, val_metric_at_most,
+max_epochs, max_steps, baseline (+ tolerance). See docs/ci.md.
+"""
+
+
+@click.command(epilog=EPILOG)
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--junit", type=click.Path(dir_okay=False), help="Also write JUnit XML here.")
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False),
+    help="Also write the markdown summary here ($GITHUB_STEP_SUMMARY is appended to when set).",
+)
+@click.option(
+    "--update-baseline",
+    is_flag=True,
+    help="Record this run as the config's baseline file instead of comparing against it.",
+)
+@click.option("--device", default=None, help="Override the config's device (cpu, cuda, ...).")
+@click.option("--seed", type=int, default=None, help="Override the config's seed.")
+@common_options
+@handle_errors
+def check(
+    config: str,
+    junit: str | None,
+    summary: str | None,
+    update_baseline: bool,
+    device: str | None,
+    seed: int | None,
+    out: str | None,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+    debug: bool,
+) -> None:
+    """Train CONFIG's task once, seeded, and judge it against the config's `expect:` criteria."""
+    import datetime as dt
+
+    from lrtune.check import (
+        baseline_payload,
+        evaluate,
+        load_baseline,
+        parse_check_config,
+        preflight,
+        run_check,
+        run_setup,
+        steps_per_epoch,
+    )
+    from lrtune.errors import ConfigError
+    from lrtune.report.check_report import setup_line, table_rows, write_outputs
+    from lrtune.report.rundir import make_run_dir, to_json, write_json
+    from lrtune.runtime import resolve_device
+    from lrtune.task import load_task
+    from lrtune.training import resolve_lr
+
+    console = make_console(quiet, verbose)
+    ctx = click.get_current_context()
+    cfg = parse_check_config(config)
+    ref = cfg.expect.baseline
+    if update_baseline and ref is None:
+        raise ConfigError(f"{config}: --update-baseline needs 'baseline: FILE' under expect:")
+    baseline = load_baseline(ref.path) if ref is not None and not update_baseline else None
+    task = load_task(cfg.run.task)
+    preflight(cfg, task)
+    if cfg.run.lr == "auto":
+        console.info("lr: auto -> running a range test first (use a fixed lr for fast, stable CI)")
+    lr = resolve_lr(cfg.run, task)
+    device = str(resolve_device(device or cfg.run.device))
+    seed = cfg.run.seed if seed is None else seed
+    setup = run_setup(cfg, lr, device, seed, steps_per_epoch(cfg, task))
+    run_dir = make_run_dir("check", out)
+    started = dt.datetime.now().isoformat(timespec="seconds")
+
+    console.info(f"lrtune check {cfg.name}: {setup_line(str(cfg.run.task), setup)}")
+    epochs = cfg.run.epochs
+    with console.progress(f"check {cfg.name}", total=epochs) as sink:
+
+        def on_epoch(record: Any) -> None:
+            line = epoch_line(record, epochs)
+            if console.plain:  # CI logs: one line per epoch, not a progress bar
+                console.info(line)
+            else:
+                sink(record.epoch, status=line)
+
+        result = run_check(cfg, task, lr=lr, device=device, seed=seed, on_epoch=on_epoch)
+
+    report = evaluate(cfg, result, setup=setup, baseline=baseline)
+    paths = write_outputs(report, run_dir, junit=junit, summary=summary, timestamp=started)
+
+    if as_json:
+        console.result(to_json(report.to_dict()).rstrip())
+    elif console.plain:  # CI logs: greppable lines; the table wraps badly at 80 columns
+        for r in report.results:
+            console.result(f"{r.verdict.upper():5}  {r.message}")
+        console.result(report.headline)
+    else:
+        console.table(
+            f"lrtune check {cfg.name}",
+            ("criterion", "measured", "threshold", "verdict"),
+            table_rows(report),
+            to_stdout=True,
+        )
+        console.result(report.headline)
+    for line in report.warnings:
+        console.warning(line)
+    if update_baseline and ref is not None:
+        if report.passed:
+            write_json(ref.path, baseline_payload(report))
+            console.info(f"baseline written: {ref.path}")
+        else:
+            console.warning(f"baseline not written, the run failed the check: {ref.path}")
+    console.info(f"run dir: {run_dir} ({', '.join(sorted(p.name for p in paths.values()))})")
+    ctx.exit(int(report.exit_code))
+
+
+def epoch_line(r: Any, epochs: int) -> str:
+    """One progress line per epoch: losses, metric, lr, time."""
+    parts = [f"epoch {r.epoch}/{epochs}", f"train_loss {r.train_loss:.4f}"]
+    if r.val_loss is not None:
+        parts.append(f"val_loss {r.val_loss:.4f}")
+    if r.val_metric is not None:
+        parts.append(f"val_metric {r.val_metric:.4f}")
+    parts.append(f"lr {r.lr:.3g}")
+    parts.append(f"{r.seconds:.1f}s")
+    return "  ".join(parts)

@@ -1,0 +1,490 @@
+"""Render a CheckReport: JUnit XML, a markdown summary, the loss-curve PNG, result.json.
+
+Plots follow compute-then-draw: `curve_plot_data(report)` returns the numbers (tests
+assert on them) and `draw_curves(data)` only draws.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from lrtune.report.rundir import save_figure, write_json, write_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lrtune.check import CheckReport, CriterionResult
+
+VERDICT_MARK = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
+FILES = {
+    "result": "result.json",
+    "junit": "junit.xml",
+    "summary": "summary.md",
+    "curve": "loss_curve.png",
+}
+
+
+# --------------------------------------------------------------------------- text
+def setup_line(task: str, s: Mapping[str, Any]) -> str:
+    """One line: task, optimizer, lr, schedule, epochs, seed, device (from run_setup)."""
+    sched = s.get("schedule") or {}
+    name = sched.get("name", "constant") if isinstance(sched, Mapping) else sched
+    lr = s.get("lr")
+    lr_text = f"{lr:.4g}" if isinstance(lr, (int, float)) else str(lr)
+    if s.get("lr_source", "config") != "config":
+        lr_text += f" ({s['lr_source']})"
+    return (
+        f"task {task} · {s.get('optimizer')} lr {lr_text} · schedule {name} · "
+        f"{s.get('epochs')} epochs · seed {s.get('seed')} · {s.get('device')}"
+    )
+
+
+def table_rows(report: CheckReport) -> list[tuple[str, str, str, str]]:
+    """(criterion, measured, threshold, verdict) rows for the terminal and markdown."""
+    return [(r.key, r.measured_text, r.threshold_text, r.verdict.upper()) for r in report.results]
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def markdown(report: CheckReport, png: str | None = None) -> str:
+    """The markdown summary (GitHub step summary, GitLab/MR comments)."""
+    mark = "✅" if report.passed else "❌"
+    word = "passed" if report.passed else "failed"
+    lines = [
+        f"## {mark} lrtune check {word}: {report.name}",
+        "",
+        f"`{report.config}` · {_md_escape(setup_line(report.task, report.setup))} · "
+        f"{report.steps} steps in {report.seconds:.1f} s · run {report.status}",
+        "",
+        "| criterion | measured | threshold | verdict |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in report.results:
+        lines.append(
+            f"| `{r.key}` | {_md_escape(r.measured_text)} | {_md_escape(r.threshold_text)} "
+            f"| {VERDICT_MARK[r.verdict]} |"
+        )
+    if report.error and report.status != "complete":
+        lines += ["", f"**Run {report.status}:** {_md_escape(report.error)}"]
+    for w in report.warnings:
+        lines += ["", f"> warning: {_md_escape(w)}"]
+    if png:
+        lines += ["", f"![loss curve]({png})"]
+    lines += [
+        "",
+        "<details><summary>Per-epoch record</summary>",
+        "",
+        "| epoch | step | lr | train_loss | val_loss | val_metric | seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for e in report.records:
+        lines.append(
+            "| "
+            + " | ".join(
+                _num(e.get(k))
+                for k in ("epoch", "step", "lr", "train_loss", "val_loss", "val_metric", "seconds")
+            )
+            + " |"
+        )
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- junit
+def junit_xml(report: CheckReport, timestamp: str | None = None) -> str:
+    """JUnit XML: one <testcase> per criterion; failures carry measured value and threshold."""
+    import xml.etree.ElementTree as ET
+
+    failures = sum(r.verdict == "fail" for r in report.results)
+    errors = sum(r.verdict == "error" for r in report.results)
+    counts = {
+        "tests": str(len(report.results)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": "0",
+        "time": f"{report.seconds:.3f}",
+    }
+    root = ET.Element("testsuites", {"name": "lrtune check", **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": f"lrtune check: {report.name}", **counts})
+    if timestamp:
+        suite.set("timestamp", timestamp)
+    props = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("config", report.config),
+        ("task", report.task),
+        ("status", report.status),
+        ("steps", report.steps),
+        *((k, v) for k, v in report.setup.items() if not isinstance(v, (Mapping, list))),
+    ):
+        ET.SubElement(props, "property", {"name": str(key), "value": _num(value)})
+    classname = f"lrtune.check.{report.name}"
+    for r in report.results:
+        case = ET.SubElement(
+            suite, "testcase", {"classname": classname, "name": r.key, "time": "0"}
+        )
+        if r.verdict != "pass":
+            tag = "failure" if r.verdict == "fail" else "error"
+            kind = "CriterionFailed" if r.verdict == "fail" else "NotMeasured"
+            node = ET.SubElement(case, tag, {"message": r.message, "type": kind})
+            node.text = _case_detail(report, r)
+        out = ET.SubElement(case, "system-out")
+        out.text = f"{r.help}\nmeasured: {r.measured_text}\nthreshold: {r.threshold_text}"
+    ET.indent(root)
+    body = ET.tostring(root, encoding="unicode")
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
+
+
+def _case_detail(report: CheckReport, r: CriterionResult) -> str:
+    lines = [r.message, setup_line(report.task, report.setup), f"run status: {report.status}"]
+    if report.error:
+        lines.append(f"run error: {report.error}")
+    last = report.records[-1] if report.records else None
+    if last:
+        lines.append(
+            f"last epoch {last.get('epoch')}: train_loss {_num(last.get('train_loss'))}, "
+            f"val_loss {_num(last.get('val_loss'))}, val_metric {_num(last.get('val_metric'))}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- plot
+class Line(NamedTuple):
+    """A threshold line: on which panel, where, its label, and whether it was met."""
+
+    panel: str  # 'loss' | 'metric' | 'x' (a vertical budget line, in epochs)
+    value: float
+    label: str
+    passed: bool
+    series: str  # 'train' | 'val' | 'budget': picks the dash style
+
+
+class CurvePlotData(NamedTuple):
+    """Everything the loss-curve figure shows; x is in epochs (a step is 1/steps_per_epoch).
+
+    Epoch-mean training losses sit at mid-epoch (they average it); validation values
+    sit at the epoch's end, where they were measured.
+    """
+
+    title: str
+    step_x: list[float]
+    step_loss: list[float]
+    train_x: list[float]
+    train_loss: list[float | None]
+    val_x: list[float]
+    val_loss: list[float | None]
+    val_metric: list[float | None]
+    baseline_train_x: list[float]
+    baseline_train: list[float | None]
+    baseline_val_x: list[float]
+    baseline_val: list[float | None]
+    tolerance: float | None
+    lines: list[Line]
+    initial: tuple[float, float] | None
+    diverged: tuple[float, float] | None
+    diverged_step: int | None
+    log_y: bool
+    epochs_planned: float
+
+
+def _threshold_lines(report: CheckReport, spe: float) -> list[Line]:
+    lines: list[Line] = []
+    initial = report.initial_loss
+    for r in report.results:
+        ok = r.verdict == "pass"
+        mark = "met" if ok else "NOT met"
+        if r.key in ("final_train_loss_below", "val_loss_below"):
+            series = "train" if r.key.startswith("final") else "val"
+            label = f"{series} loss {r.threshold_text} ({mark})"
+            lines.append(Line("loss", float(r.threshold), label, ok, series))
+        elif r.key == "loss_drop_at_least" and initial is not None and math.isfinite(initial):
+            y = abs(initial) * (1 - float(r.threshold))
+            label = f"train loss {r.threshold_text}: < {y:.3g} ({mark})"
+            lines.append(Line("loss", y, label, ok, "train"))
+        elif r.key.startswith("val_metric"):
+            label = f"val metric {r.threshold_text} ({mark})"
+            lines.append(Line("metric", float(r.threshold), label, ok, "val"))
+        elif r.key in ("max_epochs", "max_steps"):
+            x = float(r.threshold) / (spe if r.key == "max_steps" else 1.0)
+            label = f"budget {r.threshold_text} ({mark})"
+            lines.append(Line("x", x, label, ok, "budget"))
+    return lines
+
+
+def curve_plot_data(report: CheckReport) -> CurvePlotData:
+    """Compute the loss-curve figure's data from a report (pure)."""
+    records = list(report.records)
+    spe = _steps_per_epoch(report)
+    # Step i's loss is measured before update i+1, so it sits at x = i / steps_per_epoch.
+    steps = [(i / spe, y) for i, y in enumerate(report.step_losses)]
+    finite = [(x, y) for x, y in steps if y is not None and math.isfinite(y)]
+    diverged = finite[-1] if report.status == "diverged" and finite else None
+    initial = report.initial_loss
+    start = (0.0, initial) if initial is not None and math.isfinite(initial) else None
+    base = list(report.baseline or [])
+    tolerance = next(
+        (float(r.threshold.tolerance) for r in report.results if r.key == "baseline"), None
+    )
+    lines = _threshold_lines(report, spe)
+    ys = [y for _, y in finite]
+    ys += [v for e in records for v in (e.get("train_loss"), e.get("val_loss")) if v is not None]
+    ys += [line.value for line in lines if line.panel == "loss"]
+    ys = [y for y in ys if math.isfinite(y)]
+    log_y = bool(ys) and min(ys) > 0 and max(ys) / min(ys) > 20
+    verdict = "PASS" if report.passed else "FAIL"
+    names = [r.key for r in report.failed]
+    failed = ", ".join(names) if len(names) <= 2 else f"{names[0]} and {len(names) - 1} more"
+    title = (
+        f"lrtune check {report.name}: {verdict}"
+        + (f" ({failed})" if failed else "")
+        + "\ntraining and validation loss against the check's thresholds"
+        + f" (seed {report.setup.get('seed')}, lr {_num(report.setup.get('lr'))})"
+    )
+    return CurvePlotData(
+        title=title,
+        step_x=[x for x, _ in finite],
+        step_loss=[y for _, y in finite],
+        train_x=[float(e["epoch"]) - 0.5 for e in records],
+        train_loss=[e.get("train_loss") for e in records],
+        val_x=[float(e["epoch"]) for e in records],
+        val_loss=[e.get("val_loss") for e in records],
+        val_metric=[e.get("val_metric") for e in records],
+        baseline_train_x=[float(e["epoch"]) - 0.5 for e in base],
+        baseline_train=[e.get("train_loss") for e in base],
+        baseline_val_x=[float(e["epoch"]) for e in base],
+        baseline_val=[e.get("val_loss") for e in base],
+        tolerance=tolerance,
+        lines=lines,
+        initial=start,
+        diverged=diverged,
+        diverged_step=len(finite) if diverged is not None else None,
+        log_y=log_y,
+        epochs_planned=float(report.setup.get("epochs") or len(records) or 1),
+    )
+
+
+def _steps_per_epoch(report: CheckReport) -> float:
+    if report.setup.get("steps_per_epoch"):
+        return float(report.setup["steps_per_epoch"])
+    if report.records and report.records[0].get("step"):
+        return float(report.records[0]["step"])
+    return float(max(report.steps, 1))
+
+
+def _has(values: Sequence[float | None]) -> bool:
+    return any(v is not None and math.isfinite(v) for v in values)
+
+
+def _nan(values: Sequence[float | None]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
+
+
+DASH = {"train": "--", "val": "-.", "budget": ":"}
+# Where inline threshold labels go (axes-x fraction, alignment), in turn, so near lines
+# do not print their labels on top of each other.
+LABEL_SLOTS = ((0.99, "right"), (0.62, "center"), (0.30, "center"))
+
+
+def draw_curves(data: CurvePlotData) -> Any:
+    """Draw the figure (returns it; the caller saves it)."""
+    from lrtune.report.rundir import pyplot
+
+    plt = pyplot()
+    has_metric = _has(data.val_metric) or any(line.panel == "metric" for line in data.lines)
+    fig, axes = plt.subplots(
+        2 if has_metric else 1,
+        1,
+        figsize=(9, 7.5 if has_metric else 5),
+        sharex=True,
+        gridspec_kw={"height_ratios": [2.3, 1]} if has_metric else None,
+        squeeze=False,
+    )
+    ax = axes[0][0]
+    ax.plot(
+        data.step_x,
+        data.step_loss,
+        color="tab:blue",
+        alpha=0.3 if _has(data.train_loss) else 0.9,  # alone when the run died early
+        lw=0.8,
+        marker="" if _has(data.train_loss) else ".",
+        label="train loss, per step",
+    )
+    if _has(data.train_loss):
+        ax.plot(
+            data.train_x,
+            _nan(data.train_loss),
+            "o-",
+            color="tab:blue",
+            label="train loss, epoch mean",
+        )
+    if _has(data.val_loss):
+        ax.plot(
+            data.val_x,
+            _nan(data.val_loss),
+            "s-",
+            color="tab:orange",
+            label="val loss, end of epoch",
+        )
+    if data.baseline_train_x:
+        ax.plot(
+            data.baseline_train_x,
+            _nan(data.baseline_train),
+            "o--",
+            color="tab:blue",
+            alpha=0.45,
+            mfc="none",
+            label="baseline train",
+        )
+        if _has(data.baseline_val):
+            ax.plot(
+                data.baseline_val_x,
+                _nan(data.baseline_val),
+                "s--",
+                color="tab:orange",
+                alpha=0.45,
+                mfc="none",
+                label="baseline val",
+            )
+        if data.tolerance is not None:
+            for xs, ys, color in (
+                (data.baseline_train_x, data.baseline_train, "tab:blue"),
+                (data.baseline_val_x, data.baseline_val, "tab:orange"),
+            ):
+                if _has(ys):
+                    low = _nan(ys)
+                    high = [v + abs(v) * data.tolerance for v in low]
+                    ax.fill_between(xs, low, high, color=color, alpha=0.10, lw=0)
+            ax.fill_between(
+                [],
+                [],
+                [],
+                color="grey",
+                alpha=0.2,
+                label=f"baseline tolerance (+{data.tolerance:.0%})",
+            )
+    if data.initial is not None:
+        ax.plot(
+            *data.initial, "D", color="black", ms=5, label=f"initial loss {data.initial[1]:.3g}"
+        )
+    if data.diverged is not None:
+        ax.plot(*data.diverged, "X", color="red", ms=13, label="diverged here")
+        ax.annotate(
+            f"  diverged at step {data.diverged_step}",
+            data.diverged,
+            color="red",
+            fontsize=9,
+            va="center",
+        )
+    if data.log_y:
+        ax.set_yscale("log")
+    panels = {"loss": ax, "metric": axes[1][0] if has_metric else None}
+    slot = {"loss": 0, "metric": 0}
+    for line in sorted(data.lines, key=lambda ln: ln.value):
+        color = "tab:green" if line.passed else "tab:red"
+        if line.panel == "x":
+            for row in axes:
+                row[0].axvline(line.value, color=color, ls=":", lw=1.6)
+            ax.text(
+                line.value,
+                0.98,
+                f" {line.label}",
+                transform=ax.get_xaxis_transform(),
+                color=color,
+                fontsize=8,
+                rotation=90,
+                va="top",
+                ha="right",
+            )
+            continue
+        target = panels.get(line.panel)
+        if target is None:
+            continue
+        target.axhline(line.value, color=color, ls=DASH[line.series], lw=1.3)
+        x, ha = LABEL_SLOTS[slot[line.panel] % len(LABEL_SLOTS)]
+        slot[line.panel] += 1
+        target.text(
+            x,
+            line.value,
+            line.label,
+            transform=target.get_yaxis_transform(),
+            color=color,
+            fontsize=8,
+            ha=ha,
+            va="bottom",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1},
+        )
+    ax.set_ylabel("loss" + (" (log scale)" if data.log_y else ""))
+    ax.set_title(data.title, fontsize=10.5)
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    if has_metric:
+        mx = axes[1][0]
+        mx.set_ylabel("val metric")
+        mx.grid(True, alpha=0.3)
+        if _has(data.val_metric):
+            mx.plot(data.val_x, _nan(data.val_metric), "o-", color="tab:purple", label="val metric")
+            mx.legend(fontsize=8, loc="lower right")
+        else:
+            mx.text(
+                0.5,
+                0.5,
+                "no validation value: the run ended before its first epoch did",
+                transform=mx.transAxes,
+                ha="center",
+                color="grey",
+            )
+    axes[-1][0].set_xlabel("epoch")
+    # The planned run length: a run that died early shows how far it got.
+    right = max(
+        [data.epochs_planned, *data.val_x, *(ln.value for ln in data.lines if ln.panel == "x")]
+    )
+    axes[-1][0].set_xlim(0, right + 0.1)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- files
+def write_outputs(
+    report: CheckReport,
+    run_dir: Path,
+    *,
+    junit: str | Path | None = None,
+    summary: str | Path | None = None,
+    timestamp: str | None = None,
+) -> dict[str, Path]:
+    """Write result.json, junit.xml, summary.md and loss_curve.png into the run dir.
+
+    Also copies the JUnit XML / summary to `junit` / `summary` when given, and appends
+    the summary to $GITHUB_STEP_SUMMARY when that variable is set.
+
+    Returns:
+        name -> path of every file written.
+    """
+    paths: dict[str, Path] = {}
+    paths["result"] = write_json(run_dir / FILES["result"], report.to_dict())
+    xml = junit_xml(report, timestamp)
+    paths["junit"] = write_text(run_dir / FILES["junit"], xml)
+    paths["curve"] = save_figure(draw_curves(curve_plot_data(report)), run_dir / FILES["curve"])
+    paths["summary"] = write_text(run_dir / FILES["summary"], markdown(report, FILES["curve"]))
+    if junit:
+        paths["junit_copy"] = write_text(Path(junit), xml)
+    if summary:
+        paths["summary_copy"] = write_text(Path(summary), markdown(report))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        # Appended, not replaced: other steps of the job write to the same file.
+        with open(step_summary, "a", encoding="utf-8") as fh:
+            fh.write(markdown(report) + "\n")
+        paths["github_step_summary"] = Path(step_summary)
+    return paths
