@@ -170,3 +170,75 @@ def write_diagnosis_plots(
         fig = draw_diagnosis(diagnosis_plot_data(curves, finding))
         paths.append(save_figure(fig, out / f"diagnosis_{finding.code}.png"))
     return paths
+
+
+# -- doctor plots ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OverfitPlotData:
+    """The overfit-a-small-batch check: loss per step against its target."""
+
+    title: str
+    steps: tuple[int, ...]
+    losses: tuple[float, ...]
+    target: float
+    target_label: str
+    reached: bool
+
+
+def overfit_plot_data(data: dict[str, Any]) -> OverfitPlotData:
+    """From the doctor's 'overfit' plot data (losses, target, examples, lr, reference_name)."""
+    losses = tuple(float(v) for v in data["losses"])
+    target = float(data["target"])
+    reached = bool(losses) and min(losses) <= target
+    ref = data.get("reference")
+    label = f"target {target:.3g}"
+    if ref:
+        label += f" = {target / ref:.2g} x {data['reference_name']}"
+    verdict = "reached the target" if reached else "did NOT reach the target"
+    return OverfitPlotData(
+        title=f"Overfit {data['examples']} examples (Adam, lr {data['lr']:g}): {verdict}",
+        steps=tuple(range(len(losses))),
+        losses=losses,
+        target=target,
+        target_label=label,
+        reached=reached,
+    )
+
+
+def draw_overfit(data: OverfitPlotData) -> Any:
+    """Loss per step on the fixed batch, log-y, with the target line."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    y = np.asarray(data.losses, dtype=float)
+    ax.plot(data.steps, y, color="tab:blue", lw=1.8, label="training loss on the fixed batch")
+    ax.axhline(
+        data.target,
+        color="tab:green" if data.reached else "tab:red",
+        ls="--",
+        lw=1.2,
+        label=data.target_label,
+    )
+    if np.isfinite(y).any() and (y[np.isfinite(y)] > 0).all():
+        ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title(data.title, fontsize=11)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def write_doctor_plots(run_dir: str | Path, plot_data: dict[str, Any]) -> dict[str, str]:
+    """Write the doctor's evidence plots (overfit.png, range_test.png) that have data."""
+    out = Path(run_dir)
+    written: dict[str, str] = {}
+    if "overfit" in plot_data and plot_data["overfit"]["losses"]:
+        fig = draw_overfit(overfit_plot_data(plot_data["overfit"]))
+        written["overfit"] = str(save_figure(fig, out / "overfit.png"))
+    result = plot_data.get("range_test")
+    if result is not None and hasattr(result, "plot"):
+        path = out / "range_test.png"
+        result.plot(path)
+        written["range_test"] = str(path)
+    return written
