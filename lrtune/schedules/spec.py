@@ -356,11 +356,20 @@ def lr_curve(
     return [lr for lr in p.unit_lrs(base) for _ in range(p.unit_steps)]
 
 
+class _SpecDumper(yaml.SafeDumper):
+    """Block style, except lists (milestones) on one line: `milestones: [30, 60]`."""
+
+
+_SpecDumper.add_representer(
+    list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
+)
+
+
 def to_yaml(spec: Mapping[str, Any] | str) -> str:
     """The normalised spec as YAML (run-length defaults left out, so they refit any run)."""
     norm = validate(spec)
     data = {k: v for k, v in norm.items() if v is not None}
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    return yaml.dump(data, Dumper=_SpecDumper, sort_keys=False, default_flow_style=False)
 
 
 def from_yaml(text: str) -> dict[str, Any]:
