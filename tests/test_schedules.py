@@ -416,3 +416,10 @@ def test_curves_need_no_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_restarts_warn_when_the_run_ends_mid_cycle() -> None:
+    spec = {"name": "cosine_warm_restarts", "interval": "step", "T_0": 100, "T_mult": 2}
+    (warn,) = S.run_warnings(spec, 100, 10)
+    assert "ends 300/800 steps into a cycle" in warn and "100, 300, 700, 1500 steps" in warn
+    assert S.run_warnings({**spec, "T_0": 200, "T_mult": 4}, 100, 10) == []

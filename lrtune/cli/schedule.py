@@ -176,7 +176,7 @@ def show(
         )
     else:
         step, peak = data.peak
-        rows = [(e, s, f"{v:.4g}") for e, s, v in data.table]
+        rows: list[tuple[int | str, int, str]] = [(e, s, f"{v:.4g}") for e, s, v in data.table]
         rows.append(("end", data.total_steps - 1, f"{data.lrs[-1]:.4g}"))
         console.table(
             f"{data.name}: LR at the first step of each epoch (peak {peak:.4g} at step {step})",

@@ -117,7 +117,7 @@ COSINE = ScheduleInfo(
 )
 
 
-def _restart_position(t: int, t_0: int, t_mult: int) -> tuple[int, int]:
+def restart_position(t: int, t_0: int, t_mult: int) -> tuple[int, int]:
     """(T_cur, T_i): units since the last restart and the current cycle length."""
     t_cur, t_i = t, t_0
     while t_cur >= t_i:
@@ -127,7 +127,7 @@ def _restart_position(t: int, t_0: int, t_mult: int) -> tuple[int, int]:
 
 
 def _restarts_curve(p: Mapping[str, Any], t: int, base: float) -> float:
-    t_cur, t_i = _restart_position(t, p["T_0"], p["T_mult"])
+    t_cur, t_i = restart_position(t, p["T_0"], p["T_mult"])
     eta = p["eta_min"]
     return eta + (base - eta) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
 

@@ -17,7 +17,7 @@ import yaml
 from lrtune.config import as_float
 from lrtune.errors import ConfigError
 from lrtune.schedules.base import DERIVED, INTERVALS, REQUIRED, Param, ScheduleInfo, closest
-from lrtune.schedules.registry import REGISTRY
+from lrtune.schedules.registry import REGISTRY, restart_position
 
 DEFAULT_WARMUP_START = 0.01  # LR multiplier at the first warmup step
 WARMUP_KEYS = ("epochs", "steps", "start_factor")
@@ -419,4 +419,17 @@ def run_warnings(spec: Mapping[str, Any] | str, steps_per_epoch: int, epochs: in
             f"cosine: T_max {p.params['T_max']} is shorter than the run ({span}); after it the LR "
             "climbs back up, as torch's CosineAnnealingLR does (leave T_max out to fit the run)"
         )
+    if p.info.name == "cosine_warm_restarts":
+        t_cur, t_i = restart_position(length - 1, p.params["T_0"], p.params["T_mult"])
+        if (t_cur + 1) / t_i < 0.8:
+            ends, total, cycle = [], 0, p.params["T_0"]
+            while total + cycle <= 4 * length and len(ends) < 4:
+                total += cycle
+                ends.append(total)
+                cycle *= p.params["T_mult"]
+            out.append(
+                f"cosine_warm_restarts: the run ({span}) ends {t_cur + 1}/{t_i} {unit} into a "
+                "cycle, with the LR still high; cycles end after "
+                f"{', '.join(map(str, ends))} {unit}"
+            )
     return out
