@@ -20,7 +20,7 @@ a CheckReport and the CLI decides where the files go.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -917,7 +917,7 @@ def run_setup(
     return {
         "seed": seed,
         "lr": lr,
-        "lr_source": "auto (range test)" if run.lr == "auto" else "config",
+        "lr_source": "range test" if run.lr == "auto" else "config",
         "epochs": run.epochs,
         "max_steps": run.max_steps,
         "batch_size": run.batch_size,
@@ -973,10 +973,3 @@ def evaluate(
         baseline=None if baseline is None else tuple(baseline.epochs),
         warnings=tuple(warnings),
     )
-
-
-def criteria_table() -> Sequence[tuple[str, str]]:
-    """(key, help) for every criterion, for docs and --help."""
-    return [(k, s.help) for k, s in CRITERIA.items()] + [
-        ("tolerance", f"Relative margin for 'baseline' (default {DEFAULT_TOLERANCE:g} = 10%).")
-    ]

@@ -369,3 +369,25 @@ def test_every_criterion_has_help_and_parses_its_example(tmp_path):
     assert all(spec.help for spec in CRITERIA.values())
     with pytest.raises(ConfigError, match="valid: no_divergence"):
         parse_expect({"nope": 1}, tmp_path / "c.yaml")
+
+
+def test_docs_jobs_and_config_stay_in_sync_with_the_code():
+    """docs/ci.md: every YAML block parses, every criterion is documented, and the
+    documented config is the shipped passing example."""
+    import re
+
+    import yaml
+
+    text = (REPO / "docs" / "ci.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, re.S)]
+    assert len(blocks) == 3
+    shipped = yaml.safe_load(PASS_CONFIG.read_text())
+    assert blocks[0] == shipped
+    github, gitlab = blocks[1], blocks[2]
+    steps = github["jobs"]["lrtune-check"]["steps"]
+    assert any("lrtune check configs/ci/digits_pass.yaml" in s.get("run", "") for s in steps)
+    job = gitlab["lrtune-check"]
+    assert any(line.startswith("lrtune check configs/ci/") for line in job["script"])
+    assert job["artifacts"]["reports"]["junit"] == "runs/ci-check/junit.xml"
+    for key in [*CRITERIA, "tolerance"]:
+        assert f"`{key}`" in text, key

@@ -84,7 +84,8 @@ def check(
     run_dir = make_run_dir("check", out)
     started = dt.datetime.now().isoformat(timespec="seconds")
 
-    console.info(f"lrtune check {cfg.name}: {setup_line(str(cfg.run.task), setup)}")
+    console.info(f"lrtune check {cfg.run.source}")
+    console.info(f"  {setup_line(str(cfg.run.task), setup)}")
     epochs = cfg.run.epochs
     with console.progress(f"check {cfg.name}", total=epochs) as sink:
 
@@ -122,17 +123,20 @@ def check(
             console.info(f"baseline written: {ref.path}")
         else:
             console.warning(f"baseline not written, the run failed the check: {ref.path}")
-    console.info(f"run dir: {run_dir} ({', '.join(sorted(p.name for p in paths.values()))})")
+    console.info(f"run dir: {run_dir}")
+    for key in ("junit_copy", "summary_copy"):
+        if key in paths:
+            console.info(f"wrote {paths[key]}")
     ctx.exit(int(report.exit_code))
 
 
 def epoch_line(r: Any, epochs: int) -> str:
-    """One progress line per epoch: losses, metric, lr, time."""
-    parts = [f"epoch {r.epoch}/{epochs}", f"train_loss {r.train_loss:.4f}"]
+    """One progress line per epoch (short: CI logs wrap at 80 columns)."""
+    parts = [f"epoch {r.epoch}/{epochs}", f"train {r.train_loss:.4f}"]
     if r.val_loss is not None:
-        parts.append(f"val_loss {r.val_loss:.4f}")
+        parts.append(f"val {r.val_loss:.4f}")
     if r.val_metric is not None:
-        parts.append(f"val_metric {r.val_metric:.4f}")
+        parts.append(f"metric {r.val_metric:.4f}")
     parts.append(f"lr {r.lr:.3g}")
-    parts.append(f"{r.seconds:.1f}s")
+    parts.append(f"{r.seconds:.2f}s")
     return "  ".join(parts)

@@ -36,7 +36,7 @@ def setup_line(task: str, s: Mapping[str, Any]) -> str:
     if s.get("lr_source", "config") != "config":
         lr_text += f" ({s['lr_source']})"
     return (
-        f"task {task} · {s.get('optimizer')} lr {lr_text} · schedule {name} · "
+        f"task {task} · {s.get('optimizer')} lr {lr_text} · {name} · "
         f"{s.get('epochs')} epochs · seed {s.get('seed')} · {s.get('device')}"
     )
 
