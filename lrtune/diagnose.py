@@ -41,6 +41,7 @@ import numpy as np
 from lrtune.errors import ConfigError, unknown_name
 
 Severity = Literal["error", "warning", "info"]
+_EPOCH1 = "epoch-1 train loss"  # the reference of last resort (see the module docstring)
 SEVERITY_ORDER: Mapping[str, int] = {"error": 0, "warning": 1, "info": 2}
 
 # -- thresholds (documented once, here) ----------------------------------------------------
@@ -59,12 +60,15 @@ STUCK_MIN_FRACTION = 0.15
 #: ... and then fall by at least this fraction (else the curve is flat, not slow to start).
 STUCK_LATER_REL_DROP = 0.2
 
-#: lr_too_high: the last train loss is at least this many times the lowest one seen.
+#: lr_too_high: the last train loss is at least this many times the lowest one seen ...
 EXPLODE_RATIO = 1.5
-#: lr_too_high / underfitting: a train loss that never gets this fraction below epoch 1's is flat.
-FLAT_REL_DROP = 0.1
-#: lr_too_high: a flat train loss is "high" when it stays above this fraction of the reference.
-HIGH_LOSS_FRACTION = 0.8
+#: ... or at least this many times, when it also climbed back to near the reference loss
+#: (HIGH_LOSS_FRACTION): the model un-learned what it had learned.
+RELAPSE_RATIO = 1.2
+#: lr_too_high: a train loss whose best value stays above this fraction of the reference
+#: (know-nothing) loss, and that is no longer improving, is stuck at chance. Judged only
+#: with a real reference (baseline_loss or initial_loss), not the epoch-1 fallback.
+HIGH_LOSS_FRACTION = 0.9
 
 #: decayed_too_early: an LR at most this fraction of the peak so far counts as a decay.
 DECAY_RATIO = 0.5
@@ -77,7 +81,7 @@ PRE_DECAY_WINDOW = 3
 STILL_FALLING_RATE = 0.02
 #: decayed_too_early: after the decay it falls at less than this fraction of that rate.
 PLATEAU_RATE_RATIO = 0.25
-#: decayed_too_early: at least this many epochs between the decay and the next one (or the end).
+#: decayed_too_early: at least this many epochs between the decay and the end.
 MIN_POST_DECAY_EPOCHS = 3
 
 #: train_longer / underfitting: the tail of the run is its last quarter ...
@@ -93,7 +97,7 @@ TREND_OVER_NOISE = 2.0
 
 #: overfitting: the val loss at the end (mean of the last OVERFIT_MIN_RISE_EPOCHS epochs, so
 #: one noisy epoch is not enough) is at least this fraction above its minimum ...
-OVERFIT_VAL_RISE = 0.1
+OVERFIT_VAL_RISE = 0.05
 #: ... the minimum is at least this many epochs before the end ...
 OVERFIT_MIN_RISE_EPOCHS = 3
 #: ... and the end val loss is at least this many times the final train loss ...
@@ -106,8 +110,12 @@ OVERFIT_RISE_OVER_NOISE = 3.0
 POOR_FRACTION = 0.5
 #: underfitting: val within this fraction of train (train and val close).
 CLOSE_GAP = 0.2
-#: underfitting: the tail improved the train loss by less than this fraction (it plateaued).
+#: lr_too_high / underfitting: a tail that improved the train loss by less than this
+#: fraction has plateaued.
 PLATEAU_REL_GAIN = 0.02
+#: underfitting: a train loss still falling by more than this fraction over the tail is
+#: undertrained rather than underfitting (see train_longer).
+UNDERFIT_MAX_TAIL_GAIN = 0.05
 
 #: oscillating: the fraction of epoch-to-epoch moves that reverse direction ...
 OSC_REVERSAL_FRACTION = 0.5
@@ -261,6 +269,8 @@ class PatternSpec:
     title: str
     description: str
     detect: Detector
+    #: codes that, when also found, explain this pattern away (it is then not reported)
+    explained_by: tuple[str, ...] = ()
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -365,7 +375,8 @@ def _bad_init(c: Curves, ctx: Context) -> Finding | None:
         ),
         advice=(
             "training stalls before it starts: check the initialisation (last layer too large, "
-            "saturated activations, dead ReLUs) and input scaling; a short LR warmup can also help"
+            "saturated activations, dead ReLUs) and input scaling; if the loss then creeps down "
+            "steadily, the LR is too low (see `lrtune find`)"
         ),
         severity="warning",
         start_epoch=_ep(c, 0),
@@ -379,17 +390,25 @@ def _bad_init(c: Curves, ctx: Context) -> Finding | None:
     )
 
 
-def _high_flat(c: Curves, ctx: Context) -> tuple[float, float] | None:
-    """(relative drop, level vs reference) when the train loss stayed high and flat."""
-    loss = _finite(c.train_loss)
-    if ctx.reference_loss is None or ctx.reference_name == "epoch-1 train loss":
+def _tail_gain(loss: np.ndarray) -> tuple[float, int]:
+    """(relative improvement over the tail, tail length) of a loss curve."""
+    n = len(loss)
+    k = _tail_len(n)
+    start = float(loss[n - k])
+    return ((start - float(loss[-1])) / start if start > 0 else 0.0), k
+
+
+def _high_flat(c: Curves, ctx: Context) -> float | None:
+    """The best train loss / reference when the loss is stuck near the reference, else None."""
+    loss = c.train_loss
+    if ctx.reference_name == _EPOCH1 or ctx.reference_loss is None or ctx.reference_loss <= 0:
         return None
-    if loss.size < MIN_EPOCHS or loss[0] <= 0 or ctx.reference_loss <= 0:
+    if len(loss) < MIN_EPOCHS or not np.isfinite(loss).all():
         return None
-    drop = 1 - float(loss.min()) / float(loss[0])
     level = float(loss.min()) / ctx.reference_loss
-    if drop < FLAT_REL_DROP and level >= HIGH_LOSS_FRACTION:
-        return drop, level
+    gain, _ = _tail_gain(loss)
+    if level >= HIGH_LOSS_FRACTION and gain < PLATEAU_REL_GAIN:
+        return level
     return None
 
 
@@ -421,14 +440,22 @@ def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
         )
     i_min = int(np.argmin(loss))
     lo, last = float(loss[i_min]), float(loss[-1])
-    if i_min < n - 1 and lo > 0 and last >= EXPLODE_RATIO * lo:
+    ref = ctx.reference_loss if ctx.reference_name != _EPOCH1 else None
+    relapsed = ref is not None and last >= RELAPSE_RATIO * lo and last >= HIGH_LOSS_FRACTION * ref
+    if i_min < n - 1 and lo > 0 and (last >= EXPLODE_RATIO * lo or relapsed):
+        back = (
+            f", back to {last / (ref or 1):.2f}x the know-nothing loss {_fmt(ref or 0)} "
+            f"({ctx.reference_name})"
+            if relapsed
+            else ""
+        )
         return Finding(
             code="lr_too_high",
-            title="Loss exploding (LR too high)",
+            title="Loss climbing (LR too high)",
             evidence=(
                 f"the train loss climbed from {_fmt(lo)} at epoch {_ep(c, i_min)} to "
-                f"{_fmt(last)} at epoch {_ep(c, n - 1)} ({last / lo:.1f}x; threshold "
-                f"{EXPLODE_RATIO:g}x)"
+                f"{_fmt(last)} at epoch {_ep(c, n - 1)} ({last / lo:.2f}x{back}; threshold "
+                f"{EXPLODE_RATIO:g}x, or {RELAPSE_RATIO:g}x back to chance)"
             ),
             advice=advice,
             severity="error",
@@ -437,28 +464,27 @@ def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
             curve="train_loss",
             numbers={"min_loss": lo, "last_loss": last, "ratio": last / lo},
         )
-    flat = _high_flat(c, ctx)
-    if flat is not None:
-        drop, level = flat
+    level = _high_flat(c, ctx)
+    if level is not None and _decayed_too_early(c, ctx) is None:
         return Finding(
             code="lr_too_high",
-            title="Loss high and flat (LR too high?)",
+            title="Loss stuck near chance (LR too high?)",
             evidence=(
-                f"the train loss never fell more than {_pct(drop)} below epoch {_ep(c, 0)}'s "
-                f"{_fmt(float(loss[0]))} (threshold {_pct(FLAT_REL_DROP)}) and stayed at "
-                f"{level:.2f}x the know-nothing loss {_fmt(ctx.reference_loss or math.nan)} "
-                f"({ctx.reference_name})"
+                f"the best train loss {_fmt(float(loss.min()))} is {level:.2f}x the "
+                f"know-nothing loss {_fmt(ctx.reference_loss or math.nan)} "
+                f"({ctx.reference_name}; threshold {HIGH_LOSS_FRACTION:g}x) and it stopped "
+                "improving"
             ),
             advice=(
-                "a loss stuck near chance usually means the first steps wrecked the weights: "
-                "lower the LR 10x (see `lrtune find`); if the LR is already small, run "
-                "`lrtune doctor` to check gradients and the initial loss"
+                "a loss stuck at chance usually means the first steps wrecked the weights: "
+                "lower the LR 10x (see `lrtune find`); if it crept down steadily instead, the "
+                "LR is too low; if neither helps, run `lrtune doctor`"
             ),
             severity="warning",
             start_epoch=_ep(c, 0),
             end_epoch=_ep(c, n - 1),
             curve="train_loss",
-            numbers={"rel_drop": drop, "level_vs_reference": level},
+            numbers={"level_vs_reference": level},
         )
     return None
 
@@ -486,7 +512,8 @@ def _decayed_too_early(c: Curves, ctx: Context) -> Finding | None:
     d = events[0]
     if d >= EARLY_DECAY_FRACTION * n or d < 2:
         return None
-    end = (events[1] - 1) if len(events) > 1 else n - 1
+    # Later decays only lower the LR further, so the plateau is measured to the end.
+    end = n - 1
     if end - d < MIN_POST_DECAY_EPOCHS:
         return None
     loss = c.train_loss
@@ -526,18 +553,28 @@ def _decayed_too_early(c: Curves, ctx: Context) -> Finding | None:
     )
 
 
-def _monitored(c: Curves, ctx: Context) -> tuple[str, np.ndarray, bool]:
-    """(name, values, higher_is_better) of the series a user watches to stop training."""
+def _monitored(c: Curves, ctx: Context) -> list[tuple[str, np.ndarray, bool]]:
+    """(name, values, higher_is_better) of the series a user watches, in order of preference."""
+    out: list[tuple[str, np.ndarray, bool]] = []
     if c.val_metric is not None:
-        return "val_metric", c.val_metric, ctx.metric_mode == "max"
+        out.append(("val_metric", c.val_metric, ctx.metric_mode == "max"))
     if c.val_loss is not None:
-        return "val_loss", c.val_loss, False
-    return "train_loss", c.train_loss, False
+        out.append(("val_loss", c.val_loss, False))
+    else:
+        out.append(("train_loss", c.train_loss, False))
+    return out
 
 
 def _train_longer(c: Curves, ctx: Context) -> Finding | None:
+    for name, values, higher in _monitored(c, ctx):
+        finding = _still_improving(c, name, values, higher)
+        if finding is not None:
+            return finding
+    return None
+
+
+def _still_improving(c: Curves, name: str, values: np.ndarray, higher: bool) -> Finding | None:
     n = len(c)
-    name, values, higher = _monitored(c, ctx)
     if not np.isfinite(values).all():
         return None
     v = values if higher else -values  # higher is better from here on
@@ -559,12 +596,11 @@ def _train_longer(c: Curves, ctx: Context) -> Finding | None:
         return None
     if trend_gain < TREND_OVER_NOISE * noise:
         return None
-    raw_gain = trend_gain if higher else -trend_gain
     return Finding(
         code="train_longer",
         title="Still improving at the end: train longer",
         evidence=(
-            f"{name} improved by {_fmt(abs(raw_gain))} over the last {k} epochs "
+            f"{name} improved by {_fmt(trend_gain)} over the last {k} epochs "
             f"({_pct(share)} of the run's total improvement; threshold "
             f"{_pct(TAIL_GAIN_SHARE)}) and its best value {_fmt(float(values[best_at]))} "
             f"is at epoch {_ep(c, best_at)}"
@@ -577,7 +613,7 @@ def _train_longer(c: Curves, ctx: Context) -> Finding | None:
         start_epoch=_ep(c, n - k),
         end_epoch=_ep(c, n - 1),
         curve=name,
-        numbers={"tail_gain": abs(raw_gain), "tail_share": share, "noise": noise},
+        numbers={"tail_gain": trend_gain, "tail_share": share, "noise": noise},
     )
 
 
@@ -639,17 +675,18 @@ def _underfitting(c: Curves, ctx: Context) -> Finding | None:
     train = c.train_loss
     if ctx.reference_loss is None or ctx.reference_loss <= 0 or not np.isfinite(train).all():
         return None
-    if _high_flat(c, ctx) is not None:
-        return None  # reported as lr_too_high
     best = float(train.min())
     level = best / ctx.reference_loss
     if level < POOR_FRACTION:
         return None
-    k = _tail_len(n)
-    tail_start = float(train[n - k])
-    tail_gain = (tail_start - float(train[-1])) / tail_start if tail_start > 0 else 0.0
-    if tail_gain >= PLATEAU_REL_GAIN:
-        return None  # still learning: train_longer's business
+    tail_gain, k = _tail_gain(train)
+    if tail_gain >= UNDERFIT_MAX_TAIL_GAIN:
+        return None  # still falling fast: undertrained, train_longer's business
+    still = (
+        " (still creeping down: more epochs help a little, a bigger model more)"
+        if tail_gain >= PLATEAU_REL_GAIN
+        else ""
+    )
     val_words = "no validation data to compare"
     numbers = {"best_train": best, "level_vs_reference": level, "tail_gain": tail_gain}
     if c.val_loss is not None:
@@ -667,10 +704,10 @@ def _underfitting(c: Curves, ctx: Context) -> Finding | None:
         code="underfitting",
         title="Underfitting (model too small or too constrained)",
         evidence=(
-            f"the train loss plateaued at {_fmt(best)}, {level:.2f}x the know-nothing loss "
+            f"the best train loss {_fmt(best)} is {level:.2f}x the know-nothing loss "
             f"{_fmt(ctx.reference_loss)} ({ctx.reference_name}; threshold "
-            f"{POOR_FRACTION:g}x), improving {_pct(tail_gain)} over the last {k} epochs; "
-            f"{val_words}"
+            f"{POOR_FRACTION:g}x), improving {_pct(tail_gain)} over the last {k} epochs"
+            f"{still}; {val_words}"
         ),
         advice=(
             "the model cannot fit even the training data: make it bigger (wider/deeper), "
@@ -779,8 +816,9 @@ PATTERNS: dict[str, PatternSpec] = {
         PatternSpec(
             "underfitting",
             "Underfitting",
-            "train loss plateaued at a poor level, val close to train",
+            "train loss stays at a poor level, val close to train",
             _underfitting,
+            explained_by=("lr_too_high", "decayed_too_early"),
         ),
         PatternSpec(
             "oscillating",
@@ -841,11 +879,13 @@ def diagnose_curves(
         ref, ref_name = init, "loss at initialisation"
     else:
         first = float(curves.train_loss[0])
-        ref, ref_name = (first, "epoch-1 train loss") if math.isfinite(first) else (None, "none")
+        ref, ref_name = (first, _EPOCH1) if math.isfinite(first) else (None, "none")
     ctx = Context(ref, ref_name, init, base, metric_mode, diverged)
     if len(curves) < MIN_EPOCHS:
         codes = [c for c in codes if c == "lr_too_high"]
     found = [f for f in (PATTERNS[code].detect(curves, ctx) for code in codes) if f is not None]
+    seen = {f.code for f in found}
+    found = [f for f in found if not seen.intersection(PATTERNS[f.code].explained_by)]
     return sorted(found, key=lambda f: (SEVERITY_ORDER[f.severity], f.start_epoch))
 
 

@@ -89,6 +89,19 @@ def _high_flat() -> list[Any]:
     return records(train, train + 0.01)
 
 
+def _relapse() -> list[Any]:
+    """Learns a little, then climbs back to chance (LR too high for the later epochs)."""
+    train = np.where(E < 3, 2.3 - 0.15 * E, 2.0 + 0.45 * (1 - np.exp(-(E - 2) / 2)))
+    return records(train, train + 0.02)
+
+
+def _spike_then_stuck() -> list[Any]:
+    """Blows up in the first epoch, then sits at chance."""
+    train = 2.35 + 0.02 * np.cos(E)
+    train[0] = 7.0
+    return records(train, train + 0.05)
+
+
 def _decayed_early() -> list[Any]:
     lr = np.where(E < 5, 0.1, 0.01)
     train = np.where(E < 5, 2.3 * 0.85**E, 2.3 * 0.85**4 * 0.8 * 0.997 ** (E - 5))
@@ -128,6 +141,8 @@ BROKEN: dict[str, list[tuple[Callable[[], list[Any]], dict[str, Any]]]] = {
         (_exploding, {}),
         (_nan_loss, {}),
         (_high_flat, {"initial_loss": 2.31, "baseline_loss": LN10}),
+        (_relapse, {"baseline_loss": LN10}),
+        (_spike_then_stuck, {"baseline_loss": LN10}),
         (healthy, {"diverged": True}),
     ],
     "decayed_too_early": [(_decayed_early, {})],
@@ -217,6 +232,39 @@ def test_late_decay_with_plateau_is_not_too_early() -> None:
     assert diagnose_curves(records(train, lr=lr), patterns=["decayed_too_early"]) == []
 
 
+def test_stuck_at_chance_is_not_also_underfitting() -> None:
+    codes = [f.code for f in diagnose_curves(_spike_then_stuck(), baseline_loss=LN10)]
+    assert codes == ["lr_too_high"]
+
+
+def test_real_training_curves() -> None:
+    """The shared loop's EpochRecords on digits: healthy, LR far too high, decay far too early."""
+    from lrtune.task import load_task
+    from lrtune.training import train
+
+    task = load_task(Path(__file__).resolve().parent.parent / "examples" / "digits_mlp.py")
+    runs = {
+        "healthy": dict(lr=3e-3, optimizer="adam", schedule={"name": "cosine"}, epochs=12),
+        "lr_too_high": dict(lr=3.0, optimizer="sgd", epochs=10),
+        "decayed_too_early": dict(
+            lr=0.01,
+            optimizer="sgd",
+            schedule={"name": "step", "step_size": 3, "gamma": 0.05},
+            epochs=12,
+        ),
+    }
+    for expected, kwargs in runs.items():
+        result = train(task, device="cpu", **kwargs)  # type: ignore[arg-type]
+        findings = diagnose_curves(
+            result.epochs,
+            initial_loss=result.initial_loss,
+            baseline_loss=LN10,
+            diverged=result.status == "diverged",
+        )
+        codes = [f.code for f in findings]
+        assert codes == ([] if expected == "healthy" else [expected]), (expected, findings)
+
+
 def test_bad_input_is_one_line_error() -> None:
     with pytest.raises(ConfigError, match="did you mean 'overfitting'"):
         diagnose_curves(healthy(), patterns=["overfiting"])
@@ -231,8 +279,11 @@ def test_metric_mode_min() -> None:
     rows = _still_improving()
     for r in rows:
         r["val_metric"] = 1 - r["val_metric"]
-    assert "train_longer" in summary_label(diagnose_curves(rows, metric_mode="min"))
-    assert "train_longer" not in summary_label(diagnose_curves(rows, metric_mode="max"))
+    (f,) = diagnose_curves(rows, metric_mode="min", patterns=["train_longer"])
+    assert f.curve == "val_metric"
+    # Read as 'higher is better', the metric is getting worse: the val loss is the evidence.
+    (f,) = diagnose_curves(rows, metric_mode="max", patterns=["train_longer"])
+    assert f.curve == "val_loss"
 
 
 def test_finding_to_dict_roundtrip() -> None:
