@@ -404,8 +404,11 @@ def _find_reference(ctx: _Ctx) -> tuple[float | None, str]:
     if kind != "custom":
         x, y = ctx.first_batch()
         out = _output_of(ctx, ctx.fresh_model(), ctx.first_batch())
-        with torch.no_grad():
-            ref = float(ctx.task.loss_of(torch.zeros_like(out), y))
+        try:
+            with torch.no_grad():
+                ref = float(ctx.task.loss_of(torch.zeros_like(out), y))
+        except Exception:  # the loss cannot take a zero output of this type: no reference
+            return None, "none"
         return (
             (ref, "loss of an all-zero output")
             if math.isfinite(ref) and ref > 0

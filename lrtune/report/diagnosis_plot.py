@@ -99,7 +99,7 @@ def diagnosis_plot_data(records: Sequence[Any] | Curves, finding: Finding) -> Di
             "learning rate", (Line("LR", _tuple(c.lr), finding.curve == "lr"),), _span(c.lr) > 5
         )
     return DiagnosisPlotData(
-        title=f"Diagnosis: {finding.title} (epochs {finding.start_epoch}-{finding.end_epoch})",
+        title=f"Diagnosis: {finding.title}, epochs {finding.start_epoch}-{finding.end_epoch}",
         evidence=finding.evidence,
         advice=finding.advice,
         epochs=tuple(int(e) for e in c.epoch),
@@ -112,6 +112,8 @@ def diagnosis_plot_data(records: Sequence[Any] | Curves, finding: Finding) -> Di
 def draw_diagnosis(data: DiagnosisPlotData) -> Any:
     """Draw one diagnosis figure (stacked panels sharing the epoch axis); returns the Figure."""
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     heights = [2.2 if name == "loss" else 1.2 for name in data.panels]
     fig, axes = plt.subplots(
         len(heights),
@@ -145,6 +147,7 @@ def draw_diagnosis(data: DiagnosisPlotData) -> Any:
             ax.legend(loc="best", fontsize=8)
     axes[0, 0].set_title(textwrap.fill(data.evidence, WRAP), fontsize=8.5, loc="left", color="0.2")
     axes[-1, 0].set_xlabel("epoch")
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(data.title, fontsize=12, fontweight="bold", x=0.01, ha="left")
     fig.text(
         0.01,
