@@ -103,13 +103,16 @@ class Evidence:
 
     @property
     def diverged_at(self) -> int | None:
-        """1-based optimizer step of the first non-finite loss (or the last step run)."""
+        """1-based optimizer step of the first loss the training loop calls divergent."""
         if self.status != "diverged":
             return None
+        from lrtune.training import DIVERGENCE_FACTOR
+
+        limit = DIVERGENCE_FACTOR * max(abs(self.initial_loss or 0.0), 1e-8)
         for i, value in enumerate(self.step_losses):
-            if not math.isfinite(value):
+            if not math.isfinite(value) or value > limit:
                 return i + 1
-        return self.steps or len(self.step_losses) or None
+        return self.steps or len(self.step_losses) or None  # e.g. the val loss went NaN
 
     def stopped_text(self) -> str | None:
         """Why the run has no final values ('diverged at step 37: ...'), or None."""
@@ -177,6 +180,7 @@ class CriterionSpec:
         judge: judge(evidence, threshold, expect) -> Measured.
         value_at: for targets, the value at one epoch: value_at(record, initial_loss);
             the budget criteria use it to find the first epoch that meets every target.
+        value_text: for targets, renders the measured value (default: 4 significant digits).
         op: for targets, '<', '<=' or '>=' (value op threshold passes).
         needs_val: the task must define val_data().
         needs_metric: the task must report a validation metric.
@@ -189,10 +193,15 @@ class CriterionSpec:
     threshold_text: Callable[[Any], str]
     judge: Callable[[Evidence, Any, Expect], Measured]
     value_at: Callable[[Any, float | None], float | None] | None = None
+    value_text: Callable[[float, Evidence], str] | None = None
     op: str = ""
     needs_val: bool = False
     needs_metric: bool = False
     plot: str = ""
+
+    def value(self, record: Any, initial_loss: float | None) -> float | None:
+        """A target's value at one epoch record (None when not a target or not reported)."""
+        return None if self.value_at is None else self.value_at(record, initial_loss)
 
     def passes(self, value: float | None, threshold: float) -> bool:
         """True when a target's value meets the threshold (False for None/NaN)."""
@@ -226,25 +235,18 @@ def _judge_target(spec_key: str) -> Callable[[Evidence, Any, Expect], Measured]:
             return Measured(None, f"not measured ({stopped})", None)
         if stopped is not None:
             return Measured(None, f"none ({stopped})", False)
-        assert spec.value_at is not None
         last = ev.epochs[-1]
-        value = spec.value_at(last, ev.initial_loss)
+        value = spec.value(last, ev.initial_loss)
         if value is None:
             return Measured(None, "not reported by the task", None)
-        return Measured(
-            value,
-            f"{_describe_value(spec_key, value, ev)} (epoch {last.epoch})",
-            spec.passes(value, threshold),
-        )
+        text = spec.value_text(value, ev) if spec.value_text else _fmt(value)
+        return Measured(value, f"{text} at epoch {last.epoch}", spec.passes(value, threshold))
 
     return judge
 
 
-def _describe_value(key: str, value: float, ev: Evidence) -> str:
-    if key == "loss_drop_at_least":
-        final = ev.epochs[-1].train_loss
-        return f"{value:.1%} ({_fmt(ev.initial_loss)} -> {_fmt(final)})"
-    return _fmt(value)
+def _loss_drop_text(value: float, ev: Evidence) -> str:
+    return f"{value:.1%} ({_fmt(ev.initial_loss)} -> {_fmt(ev.epochs[-1].train_loss)})"
 
 
 def _loss_drop(record: Any, initial: float | None) -> float | None:
@@ -267,21 +269,20 @@ def _judge_no_divergence(ev: Evidence, threshold: bool, expect: Expect) -> Measu
     return Measured(None, f"none in {ev.steps} steps (max loss {_fmt(top)})", True)
 
 
-def _targets_met_at(ev: Evidence, expect: Expect) -> tuple[Any | None, list[str]]:
-    """The first epoch record meeting every target of `expect`, and the targets' keys."""
-    targets = [(CRITERIA[k], t) for k, t in expect.thresholds.items() if CRITERIA[k].value_at]
-    keys = [spec.key for spec, _ in targets]
+def _targets_met_at(ev: Evidence, expect: Expect) -> Any | None:
+    """The first epoch record meeting every target of `expect` at once, or None."""
+    targets = [(CRITERIA[k], t) for k, t in expect.thresholds.items() if k in TARGET_KEYS]
     for record in ev.epochs:
-        if all(spec.passes(spec.value_at(record, ev.initial_loss), t) for spec, t in targets):  # type: ignore[misc]
-            return record, keys
-    return None, keys
+        if all(spec.passes(spec.value(record, ev.initial_loss), t) for spec, t in targets):
+            return record
+    return None
 
 
 def _judge_budget(unit: str) -> Callable[[Evidence, Any, Expect], Measured]:
     def judge(ev: Evidence, limit: int, expect: Expect) -> Measured:
         if ev.status == "failed":
             return Measured(None, f"not measured (run failed: {ev.error})", None)
-        record, keys = _targets_met_at(ev, expect)
+        record = _targets_met_at(ev, expect)
         if record is None:
             why = ev.stopped_text() or f"{len(ev.epochs)} epochs run"
             return Measured(None, f"targets never all met ({why})", False)
@@ -354,6 +355,7 @@ CRITERIA: dict[str, CriterionSpec] = {
             lambda t: f">= {_pct(t)} drop",
             _judge_target("loss_drop_at_least"),
             value_at=_loss_drop,
+            value_text=_loss_drop_text,
             op=">=",
             plot="loss",
         ),

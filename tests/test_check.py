@@ -108,6 +108,13 @@ def test_diverging_example_exits_1_naming_the_criterion(tmp_path, monkeypatch):
     msg = val_failure.get("message", "")
     assert "measured none (run diverged at step" in msg and "required < 0.3" in msg
     assert "❌ fail" in (tmp_path / "s.md").read_text()
+    # --json: stdout is exactly result.json, for scripts.
+    res = invoke(str(DIVERGE_CONFIG), "--out", str(tmp_path / "j"), "--json", "--quiet")
+    assert res.exit_code == 1
+    body = json.loads(res.stdout)
+    assert body["exit_code"] == 1 and body["status"] == "diverged"
+    assert body["criteria"][0]["criterion"] == "no_divergence"
+    assert body["criteria"][0]["verdict"] == "fail"
 
 
 def test_ci_command_from_repo_root_as_a_subprocess(tmp_path):
