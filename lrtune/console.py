@@ -29,7 +29,9 @@ class Console:
         self.quiet = quiet
         self.verbose = verbose
         no_color = bool(os.environ.get("NO_COLOR"))
-        self.err = RichConsole(stderr=True, markup=False, highlight=False, no_color=no_color)
+        self.err = RichConsole(
+            stderr=True, markup=False, highlight=False, no_color=no_color, soft_wrap=True
+        )
         self.out = RichConsole(markup=False, highlight=False, no_color=no_color, soft_wrap=True)
         self.plain = _plain()
 

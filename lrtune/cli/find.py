@@ -35,6 +35,9 @@ from lrtune.cli.options import (
 @click.option("--val-batches", type=int, default=5, show_default=True, help="Val batches per evaluation.")
 @click.option("--schedule", "schedule_name", default=None, help="Schedule to recommend. [default: onecycle for SGD, cosine+warmup for Adam]")
 @click.option("--epochs", type=int, default=10, show_default=True, help="Epochs the recommended schedule spans.")
+@click.option("--for", "target", type=click.Choice(["onecycle", "constant", "step", "cosine"]), default=None, help="Give the LRs this schedule family needs (onecycle: max_lr and base).")
+@click.option("--wd", "wd_values", default=None, help="Weight-decay range test: comma-separated values, e.g. 0,1e-5,1e-4,1e-3.")
+@click.option("--momentum", "momentum_values", default=None, help="Momentum range test: comma-separated values, e.g. 0.85,0.9,0.95,0.99.")
 @device_option
 @seed_option
 @common_options
@@ -45,58 +48,61 @@ def find(task: str, **o: Any) -> None:
     Writes lr_find.png, lr_find.csv, result.json and schedule.yaml/.py/.png into the run
     directory. The model is left bit-identical afterwards.
     """
+    from lrtune.findrun import FindOptions, run_find
     from lrtune.report.find_outputs import write_find_outputs
     from lrtune.report.rundir import make_run_dir, to_json
-    from lrtune.suggest import HEADLINE_RULE
-    from lrtune.rangetest import find_lr
     from lrtune.task import load_task
 
     console = make_console(o["quiet"], o["verbose"])
+    opts = FindOptions.from_cli(o)
     t = load_task(task)
-    params = {} if o["weight_decay"] is None else {"weight_decay": o["weight_decay"]}
-    console.info(f"range test on {t.path}: lr {o['start_lr']:g} -> {o['end_lr']:g} over {o['steps']} steps")
-    with console.progress("range test", o["steps"] * o["repeats"]) as bar:
-        result = find_lr(
-            t, start_lr=o["start_lr"], end_lr=o["end_lr"], steps=o["steps"], mode=o["mode"],
-            smooth=o["smooth"], diverge=o["diverge"], accumulate=o["accumulate"], clip=o["clip"],
-            amp=o["amp"], val_every=o["val_every"], val_batches=o["val_batches"],
-            optimizer=o["optimizer"], optimizer_params=params, batch_size=o["batch_size"],
-            device=o["device"], seed=o["seed"], repeats=o["repeats"],
-            rule=o["rule"] or HEADLINE_RULE, progress=bar,
-        )
+    console.info(f"range test on {t.path}: lr {opts.start_lr:g} -> {opts.end_lr:g} over {opts.steps} steps")
+    with console.progress("range test", opts.total_steps) as bar:
+        outcome = run_find(t, opts, progress=bar)
     run_dir = make_run_dir("find", o["out"])
-    schedule = None
-    if result.lr is not None:
-        from lrtune.schedules import recommend, write_schedule_files
-
-        steps_per_epoch = max(1, (result.info.get("steps_per_epoch") or 1) // o["accumulate"])
-        spec = recommend(result.lr, result.info["optimizer_family"], o["epochs"], steps_per_epoch, name=o["schedule_name"])
-        schedule = {"spec": spec, "epochs": o["epochs"], "steps_per_epoch": steps_per_epoch,
-                    "files": write_schedule_files(run_dir, spec, result.lr, steps_per_epoch, o["epochs"])}
-    files = write_find_outputs(run_dir, result, schedule)
-    for w in result.warnings:
+    body = write_find_outputs(run_dir, outcome)
+    for w in outcome.result.warnings:
         console.warning(w)
-    render_summary(console, result, run_dir, files)
+    render_summary(console, outcome, run_dir)
     if o["as_json"]:
-        console.result(to_json(__import__("json").loads(open(files["result"]).read())).rstrip())
-    interrupted = any(c.stop_reason == "interrupted" for c in result.curves)
-    raise SystemExit(130 if interrupted else 0)
+        console.result(to_json(body).rstrip())
+    raise SystemExit(130 if outcome.interrupted else 0)
 
 
-def render_summary(console: Any, result: Any, run_dir: Any, files: dict[str, str]) -> None:
-    """The table of suggestions and the one-line answer."""
+def render_summary(console: Any, outcome: Any, run_dir: Any) -> None:
+    """The tables of suggestions (and sweep), then the one-line answer on stdout."""
+    result = outcome.result
+    if outcome.sweep is not None:
+        sw = outcome.sweep
+        rows = [
+            (f"{r[sw.param]:g}", _lr(r["min_loss"], ".4g"), _lr(r["lr_at_min"]), _lr(r["suggested_lr"]),
+             "<- recommended" if r[sw.param] == sw.best else "")
+            for r in sw.table()
+        ]
+        console.table(f"Range test per {sw.param.replace('_', ' ')}", (sw.param, "min loss", "lr at min", "suggested lr", ""), rows)
     rows = []
     for rule, lr in result.suggestions.items():
         spread = result.spread(rule)
-        mark = "<- suggested" if rule == result.rule else ""
-        rows.append((rule, f"{lr:.2e}" if lr else "-", f"{spread:.2f}x" if spread else "-", mark))
+        rows.append((rule, _lr(lr), f"{spread:.2f}x" if spread else "-", "<- suggested" if rule == result.rule else ""))
     console.table("Suggested learning rates", ("rule", "lr", "spread over runs", ""), rows)
     c0 = result.curves[0]
-    stop = {"end": "reached --end-lr", "diverged": f"diverged at lr {c0.diverged_lr:.2e}" if c0.diverged_lr else "diverged",
-            "nan": "loss became NaN", "interrupted": "interrupted"}[c0.stop_reason]
-    console.info(f"{c0.steps_run} steps in {result.seconds:.1f}s, {stop}; weights restored: {'yes' if result.identical else 'NO'}")
-    console.info(f"wrote {run_dir}/ (lr_find.png, lr_find.csv, result.json" + (", schedule.yaml/.py/.png)" if "schedule_yaml" in files or any("schedule" in k for k in files) else ")"))
-    if result.lr is not None:
-        console.result(f"suggested lr: {result.lr:.3g} ({result.rule}, confidence {result.confidence})")
-    else:
+    stops = {"end": "reached --end-lr", "diverged": "diverged", "nan": "loss became NaN", "interrupted": "interrupted"}
+    stop = stops[c0.stop_reason] + (f" at lr {c0.diverged_lr:.2e}" if c0.diverged_lr else "")
+    console.info(
+        f"{sum(c.steps_run for c in result.curves)} steps in {result.seconds:.1f}s, {stop}; "
+        f"weights restored bit for bit: {'yes' if result.identical else 'NO'}"
+    )
+    console.info(f"wrote {run_dir}/: " + ", ".join(sorted(p.rsplit('/', 1)[-1] for p in outcome.files.values())))
+    if result.lr is None:
         console.result("no suggestion: see the warnings above and lr_find.png")
+        return
+    line = f"suggested lr: {result.lr:.3g} ({result.rule}, confidence {result.confidence})"
+    if outcome.plan is not None and outcome.plan.target == "onecycle":
+        line += f"; onecycle max_lr {outcome.plan.high:.3g}, starting at {outcome.plan.low:.3g}"
+    if outcome.sweep is not None and outcome.sweep.best is not None:
+        line += f"; {outcome.sweep.param.replace('_', ' ')} {outcome.sweep.best:g}"
+    console.result(line)
+
+
+def _lr(x: Any, fmt: str = ".2e") -> str:
+    return "-" if x is None else format(x, fmt)

@@ -1,11 +1,11 @@
-"""Write a range test's files into its run directory: PNG, CSV, JSON (+ schedule files)."""
+"""Write a find run's files into its run directory: PNGs, CSV, JSON, schedule files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from lrtune.report.rundir import write_csv, write_json
+from lrtune.report.rundir import save_figure, write_csv, write_json
 
 CSV_HEADER = ("repeat", "step", "lr", "loss", "smoothed", "smoothed_zero_lag")
 
@@ -16,14 +16,8 @@ def curve_rows(result: Any) -> list[tuple[Any, ...]]:
     for r, c in enumerate(result.curves):
         for i in range(len(c.lrs)):
             rows.append(
-                (
-                    r,
-                    i,
-                    float(c.lrs[i]),
-                    _num(c.losses[i]),
-                    _num(c.smoothed[i]),
-                    _num(c.centered[i]) if i < len(c.centered) else None,
-                )
+                (r, i, float(c.lrs[i]), _num(c.losses[i]), _num(c.smoothed[i]),
+                 _num(c.centered[i]) if i < len(c.centered) else None)
             )
     return rows
 
@@ -33,26 +27,77 @@ def _num(x: Any) -> float | None:
     return v if v == v and abs(v) != float("inf") else None
 
 
-def write_find_outputs(
-    run_dir: Path,
-    result: Any,
-    schedule: dict[str, Any] | None = None,
-    chosen_range: tuple[float, float] | None = None,
-) -> dict[str, str]:
-    """Write lr_find.png, lr_find.csv and result.json; return {kind: path}."""
-    from lrtune.report.find_plot import draw_lr_find, lr_find_plot_data
-    from lrtune.report.rundir import save_figure
+def write_find_outputs(run_dir: Path, outcome: Any) -> dict[str, Any]:
+    """Write every file of a find run; fill outcome.files; return the result.json body."""
+    from lrtune.report.find_plot import draw_lr_find, draw_sweep, lr_find_plot_data, sweep_plot_data
 
+    result = outcome.result
+    chosen = (outcome.plan.low, outcome.plan.high) if outcome.plan is not None else None
     files = {
-        "plot": str(save_figure(draw_lr_find(lr_find_plot_data(result, chosen_range)), run_dir / "lr_find.png")),
+        "plot": str(save_figure(draw_lr_find(lr_find_plot_data(result, chosen)), run_dir / "lr_find.png")),
         "data": str(write_csv(run_dir / "lr_find.csv", CSV_HEADER, curve_rows(result))),
     }
-    if schedule is not None:
-        files.update(schedule.get("files", {}))
-    body = result.to_dict()
+    if outcome.sweep is not None:
+        name = "lr_find_wd.png" if outcome.sweep.param == "weight_decay" else "lr_find_momentum.png"
+        task_name = Path(str(result.info.get("task", ""))).name
+        files["sweep_plot"] = str(save_figure(draw_sweep(sweep_plot_data(outcome.sweep, task_name)), run_dir / name))
+    if outcome.schedule is not None:
+        from lrtune.report.schedule_plot import write_schedule_files
+
+        s = outcome.schedule
+        written = write_schedule_files(run_dir, s["spec"], s["base_lr"], s["steps_per_epoch"], s["epochs"])
+        files.update({f"schedule_{k}": str(v) for k, v in written.items()})
+    files["result"] = str(run_dir / "result.json")
+    outcome.files = files
+    body = outcome.to_dict()
     body["run_dir"] = str(run_dir)
-    if schedule is not None:
-        body["schedule"] = {k: v for k, v in schedule.items() if k != "files"}
-    body["files"] = {**files, "result": str(run_dir / "result.json")}
-    files["result"] = str(write_json(run_dir / "result.json", body))
-    return files
+    body["files"] = files
+    write_json(run_dir / "result.json", body)
+    return body
+
+
+def load_curves(run_dir: Path) -> tuple[Any, list[Any]]:
+    """Settings and curves of a saved find run, rebuilt from result.json and lr_find.csv."""
+    import csv
+    import json
+
+    import numpy as np
+
+    from lrtune.rangetest import Curve, RangeTestSettings, blowup_index, zero_lag
+
+    body = json.loads((run_dir / "result.json").read_text())
+    settings = RangeTestSettings(**body["settings"])
+    rows: dict[int, list[dict[str, str]]] = {}
+    with open(run_dir / "lr_find.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            rows.setdefault(int(row["repeat"]), []).append(row)
+    curves = []
+    for r, meta in enumerate(body.get("repeats", [])):
+        rr = rows.get(r, [])
+        f = lambda k: np.array([float(x[k]) if x[k] != "" else np.nan for x in rr])  # noqa: E731
+        raw = f("loss")
+        n = len(raw)
+        stop = meta.get("stop_reason", "end")
+        cut = blowup_index(raw, settings.diverge) if stop in ("diverged", "nan") else n
+        centered = np.append(zero_lag(raw[:cut], min(1.0, 2 * settings.smooth)), [np.nan] * (n - cut))
+        curves.append(Curve(lrs=f("lr"), losses=raw, smoothed=f("smoothed"), stop_reason=stop,
+                            seed=meta.get("seed", r), seconds=meta.get("seconds", 0.0),
+                            steps_run=n, skipped_steps=meta.get("skipped_steps", []), centered=centered))
+    return body, curves
+
+
+def rerender(run_dir: Path, console: Any) -> list[Path]:
+    """Recompute the suggestions from the saved curve and redraw lr_find.png."""
+    from lrtune.rangetest import build_result
+    from lrtune.report.find_plot import draw_lr_find, lr_find_plot_data
+
+    body, curves = load_curves(run_dir)
+    w = body.get("weights", {})
+    settings_cls = __import__("lrtune.rangetest", fromlist=["RangeTestSettings"]).RangeTestSettings
+    result = build_result(settings_cls(**body["settings"]), curves, body["headline"]["rule"],
+                          w.get("checksum_before", ""), w.get("checksum_after", ""),
+                          body.get("timings", {}).get("total_s", 0.0))
+    result.info.update({k: body[k] for k in ("task", "optimizer") if k in body})
+    plan = body.get("plan")
+    chosen = (plan["low"], plan["high"]) if plan else None
+    return [save_figure(draw_lr_find(lr_find_plot_data(result, chosen)), run_dir / "lr_find.png")]

@@ -145,3 +145,64 @@ def draw_lr_find(d: FindPlotData) -> Any:
             bbox={"boxstyle": "round", "fc": "white", "ec": "#cccccc"})
     fig.tight_layout()
     return fig
+
+
+@dataclass(frozen=True)
+class SweepPlotData:
+    """Overlaid range tests, one per value of a hyper-parameter."""
+
+    title: str
+    label: str
+    curves: tuple[tuple[float, np.ndarray, np.ndarray], ...]  # (value, lrs, smoothed)
+    best: float | None
+    ylim: tuple[float, float]
+
+
+def sweep_plot_data(sweep: Any, task_name: str = "") -> SweepPlotData:
+    """Compute the overlay plot data from a SweepResult."""
+    curves = []
+    lows, starts = [], []
+    for v, r in zip(sweep.values, sweep.results):
+        c = r.curves[0]
+        curves.append((float(v), c.lrs, c.centered))
+        fin = c.centered[np.isfinite(c.centered)]
+        if len(fin):
+            lows.append(float(fin.min()))
+            starts.append(float(fin[: max(1, len(fin) // 10)].max()))
+    if lows:
+        low, start = min(lows), max(starts)
+        rng = max(start - low, 1e-3 * max(abs(low), 1e-12))
+        ylim = (low - 0.1 * rng, start + 0.4 * rng)
+    else:
+        ylim = (0.0, 1.0)
+    label = {"weight_decay": "weight decay", "momentum": "momentum"}.get(sweep.param, sweep.param)
+    title = f"LR range test per {label}{': ' + task_name if task_name else ''}"
+    return SweepPlotData(title, label, tuple(curves), sweep.best, ylim)
+
+
+def draw_sweep(d: SweepPlotData) -> Any:
+    """Draw the overlay; the recommended value is drawn thick and named in the legend."""
+    from lrtune.report.rundir import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    cmap = plt.get_cmap("viridis")
+    n = max(1, len(d.curves) - 1)
+    for k, (v, lrs, sm) in enumerate(d.curves):
+        best = d.best is not None and v == d.best
+        ax.plot(lrs, sm, color=cmap(k / n), lw=3 if best else 1.5,
+                label=f"{d.label} = {v:g}" + ("  (recommended)" if best else ""))
+        ok = np.isfinite(sm)
+        if ok.any():
+            i = int(np.nanargmin(sm))
+            ax.plot([lrs[i]], [sm[i]], "o", color=cmap(k / n), ms=8 if best else 5,
+                    markeredgecolor="black" if best else cmap(k / n))
+    ax.set_xscale("log")
+    ax.set_ylim(*d.ylim)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss (smoothed; dots = minimum)")
+    ax.set_title(d.title, fontsize=11)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9)
+    fig.tight_layout()
+    return fig

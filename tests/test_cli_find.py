@@ -1,0 +1,89 @@
+"""`lrtune find` end to end through the real CLI, and --help without torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import EXAMPLES
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lrtune.cli", *args], capture_output=True, text=True, timeout=timeout,
+        env={**__import__("os").environ, "CI": "1"},
+    )
+
+
+@pytest.mark.parametrize("cmd", ["", "find", "search", "check", "doctor", "schedule", "report"])
+def test_help_never_imports_torch(cmd):
+    code = (
+        "import sys\n"
+        "from lrtune.cli import cli\n"
+        f"args = [{cmd!r}, '--help'] if {cmd!r} else ['--help']\n"
+        "try:\n"
+        "    cli.main(args=args, prog_name='lrtune', standalone_mode=False)\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
+        "assert 'matplotlib' not in sys.modules and 'optuna' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_find_on_shipped_example_writes_every_file(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("find", str(EXAMPLES / "digits_mlp.py"), "--out", str(out), "--device", "cpu", "--json")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("lr_find.png", "lr_find.csv", "result.json", "schedule.yaml", "schedule.py", "schedule.png"):
+        assert (out / name).is_file(), name
+    body = json.loads(proc.stdout[proc.stdout.index("{"):])
+    saved = json.loads((out / "result.json").read_text())
+    assert body["headline"] == saved["headline"]
+    assert saved["schema_version"] == 1
+    assert saved["weights"]["restored"] is True
+    assert saved["headline"]["lr"] > 0
+    header = (out / "lr_find.csv").read_text().splitlines()[0]
+    assert header.startswith("repeat,step,lr,loss,smoothed")
+    assert "suggested lr:" in proc.stdout
+
+
+def test_find_sweep_and_plan(tiny_task, tmp_path):
+    out = tmp_path / "sweep"
+    proc = run_cli("find", str(tiny_task), "--out", str(out), "--device", "cpu", "--steps", "40",
+                   "--wd", "0,1e-3", "--for", "onecycle")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["sweep"]["param"] == "weight_decay" and saved["sweep"]["best"] in (0.0, 1e-3)
+    assert saved["plan"]["target"] == "onecycle"
+    assert (out / "lr_find_wd.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--steps", "1"], "steps must be >= 2"),
+        (["--start-lr", "1", "--end-lr", "0.1"], "end_lr must be greater"),
+        (["--suggest", "valey"], "did you mean 'valley'"),
+        (["--optimizer", "adamm"], "did you mean 'adam'"),
+        (["--wd", "0,abc"], "comma-separated numbers"),
+    ],
+)
+def test_bad_options_exit_2_one_line(tiny_task, tmp_path, args, needle):
+    proc = run_cli("find", str(tiny_task), "--out", str(tmp_path / "x"), "--device", "cpu", *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_find_cli_runner_in_process(tiny_task, tmp_path):
+    from lrtune.cli import cli
+
+    result = CliRunner().invoke(cli, ["find", str(tiny_task), "--out", str(tmp_path / "r"), "--steps", "30", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "suggested lr" in result.output
