@@ -201,3 +201,27 @@ def test_result_dict_and_suggestions(tiny_task):
     assert d["weights"]["restored"] is True
     assert set(d["suggestions"]) >= {"valley", "steepest", "minimum", "slide"}
     assert res.lr is not None and 1e-7 <= res.lr <= 10
+
+
+def test_guard_flat_and_never_diverged(tiny_task):
+    res = find_lr(tiny_task, start_lr=1e-9, end_lr=1e-7, steps=30, device="cpu")
+    text = " ".join(res.warnings)
+    assert "flat" in text and "never diverged" in text
+
+
+def test_guard_diverged_at_once(tiny_task):
+    res = find_lr(tiny_task, start_lr=1e3, end_lr=1e6, steps=50, device="cpu")
+    text = " ".join(res.warnings)
+    assert "diverged almost at once" in text and "usable points" in text
+    assert res.lr is None
+
+
+def test_guard_nan_in_first_steps(tiny_task):
+    task = load_task(tiny_task)
+    model = task.build_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    res = RangeTest(model, opt, task.train_loader(), lambda m, b: task.loss(m, b) * float("nan"), device="cpu").run(
+        RangeTestSettings(steps=20)
+    )
+    assert res.curves[0].stop_reason == "nan"
+    assert any("NaN" in w for w in res.warnings)
