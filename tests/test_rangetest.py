@@ -225,3 +225,18 @@ def test_guard_nan_in_first_steps(tiny_task):
     )
     assert res.curves[0].stop_reason == "nan"
     assert any("NaN" in w for w in res.warnings)
+
+
+def test_repeats_draw_a_band_and_report_spread(tiny_task, tmp_path):
+    from lrtune.report.find_plot import lr_find_plot_data
+
+    res = find_lr(tiny_task, steps=40, repeats=2, device="cpu")
+    data = lr_find_plot_data(res)
+    assert data.band is not None
+    lo, hi = data.band
+    assert lo.shape == data.smoothed.shape and np.all(lo <= hi + 1e-12)
+    assert res.confidence in ("high", "medium", "low", "none")
+    fig = res.plot(tmp_path / "band.png")
+    assert (tmp_path / "band.png").stat().st_size > 10_000
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "min-max over runs" in labels
