@@ -234,7 +234,8 @@ def test_repeats_draw_a_band_and_report_spread(tiny_task, tmp_path):
     data = lr_find_plot_data(res)
     assert data.band is not None
     lo, hi = data.band
-    assert lo.shape == data.smoothed.shape and np.all(lo <= hi + 1e-12)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    assert lo.shape == data.smoothed.shape and ok.sum() > 20 and np.all(lo[ok] <= hi[ok] + 1e-12)
     assert res.confidence in ("high", "medium", "low", "none")
     fig = res.plot(tmp_path / "band.png")
     assert (tmp_path / "band.png").stat().st_size > 10_000
