@@ -1,0 +1,235 @@
+"""Search results as plain data, rebuilt from the Optuna storage (so resume and `lrtune
+report` see exactly what a live search saw).
+
+A *trial* is one training run (a point and a seed); a *configuration* is a point, whose
+trials differ only by seed. Configurations are ranked by the mean objective over their
+seeds; only configurations whose every seed completed are ranked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lrtune.search.storage import CONFIG, KEY, POINT, RESULT, ROLE, SEED
+
+STATES = ("complete", "pruned", "diverged", "failed", "running", "waiting")
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial as the reports see it."""
+
+    pass_name: str
+    number: int
+    config: int
+    point: Mapping[str, Any]
+    seed: int
+    status: str
+    value: float | None = None
+    best: float | None = None
+    final: float | None = None
+    epochs_run: int = 0
+    epochs_planned: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    lr: float | None = None
+    schedule: Mapping[str, Any] = field(default_factory=dict)
+    curve: Sequence[Mapping[str, Any]] = ()
+    diagnosis: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """One configuration (a point) across its seeds."""
+
+    pass_name: str
+    config: int
+    point: Mapping[str, Any]
+    lr: float | None
+    schedule: Mapping[str, Any]
+    trials: tuple[TrialRow, ...]
+    mean: float | None
+    std: float | None
+    rank: int | None
+
+    @property
+    def values(self) -> list[float]:
+        """The objective of each completed seed."""
+        return [t.value for t in self.trials if t.status == "complete" and t.value is not None]
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        """How many of its trials ended in each state."""
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+
+@dataclass
+class SearchResult:
+    """Everything a search produced, for the writers and the plots.
+
+    Attributes:
+        passes: pass names in order ('main', or 'coarse' then 'refine').
+        names: searched parameter names.
+        metric, mode, objective: what was optimised, and how.
+        epochs: epochs per pass.
+        steps_per_epoch: optimizer steps per epoch (for LR curves).
+        lr_auto: the range test's LR when the config said `lr: auto`.
+        trials: every real trial (abandoned/duplicate ones left out), all passes.
+        ranking: per pass, configurations best first (unranked ones last).
+        finished: every planned trial of every pass has run.
+        ran_now: trials this invocation ran.
+        seconds: wall time of this invocation.
+        optimizer: optimizer name (for the exported snippet).
+        spaces: per pass, the searched dimensions in words (refine narrows them).
+        kinds: per pass, each dimension's kind: 'choice', 'range' or 'log' (a log range).
+    """
+
+    passes: list[str]
+    names: list[str]
+    metric: str
+    mode: str
+    objective: str
+    epochs: dict[str, int]
+    steps_per_epoch: int
+    lr_auto: float | None = None
+    trials: list[TrialRow] = field(default_factory=list)
+    ranking: dict[str, list[ConfigSummary]] = field(default_factory=dict)
+    finished: bool = True
+    ran_now: int = 0
+    seconds: float = 0.0
+    optimizer: str = "sgd"
+    spaces: dict[str, dict[str, str]] = field(default_factory=dict)
+    kinds: dict[str, dict[str, str]] = field(default_factory=dict)
+    run_dir: str = ""
+
+    @property
+    def final_pass(self) -> str:
+        """The pass whose ranking names the best configuration."""
+        return self.passes[-1]
+
+    @property
+    def best(self) -> ConfigSummary | None:
+        """The top-ranked configuration of the last pass that has one."""
+        for name in reversed(self.passes):
+            ranked = [c for c in self.ranking.get(name, []) if c.rank is not None]
+            if ranked:
+                return ranked[0]
+        return None
+
+    def counts(self, pass_name: str | None = None) -> dict[str, int]:
+        """Trials per state (one pass, or all)."""
+        out = {s: 0 for s in STATES}
+        for t in self.trials:
+            if pass_name is None or t.pass_name == pass_name:
+                out[t.status] = out.get(t.status, 0) + 1
+        return out
+
+    @property
+    def n_complete(self) -> int:
+        """Trials that completed (over all passes)."""
+        return sum(1 for t in self.trials if t.status == "complete")
+
+    def epochs_saved(self) -> dict[str, int]:
+        """Epochs run, epochs a full run of every trial would take, and epochs pruning saved."""
+        run = sum(t.epochs_run for t in self.trials if t.status not in ("waiting", "running"))
+        full = sum(t.epochs_planned for t in self.trials if t.status not in ("waiting", "running"))
+        pruned = sum(t.epochs_planned - t.epochs_run for t in self.trials if t.status == "pruned")
+        return {"epochs_run": run, "epochs_full": full, "epochs_saved_by_pruning": pruned}
+
+    def top(self, k: int, pass_name: str | None = None) -> list[ConfigSummary]:
+        """The k best ranked configurations of a pass (default: the final one)."""
+        ranked = self.ranking.get(pass_name or self.final_pass, [])
+        return [c for c in ranked if c.rank is not None][:k]
+
+
+def _state_name(trial: Any) -> str:
+    from optuna.trial import TrialState
+
+    if trial.state == TrialState.WAITING:
+        return "waiting"
+    if trial.state == TrialState.RUNNING:
+        return "running"
+    result = trial.user_attrs.get(RESULT) or {}
+    if result.get("status") in STATES:
+        return str(result["status"])
+    return {
+        TrialState.COMPLETE: "complete",
+        TrialState.PRUNED: "pruned",
+    }.get(trial.state, "failed")
+
+
+def rows_from_study(study: Any, pass_name: str, epochs: int) -> list[TrialRow]:
+    """The real trials of one pass's study (newest trial per key wins)."""
+    by_key: dict[str, TrialRow] = {}
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        if KEY not in attrs or ROLE in attrs:
+            continue
+        result = attrs.get(RESULT) or {}
+        point = json.loads(attrs[POINT]) if isinstance(attrs.get(POINT), str) else {}
+        row = TrialRow(
+            pass_name=pass_name,
+            number=t.number,
+            config=int(attrs.get(CONFIG, 0)),
+            point=point,
+            seed=int(attrs.get(SEED, 0)),
+            status=_state_name(t),
+            value=result.get("value"),
+            best=result.get("best"),
+            final=result.get("final"),
+            epochs_run=len(result.get("curve") or []),
+            epochs_planned=epochs,
+            seconds=float(result.get("seconds") or 0.0),
+            error=result.get("error"),
+            lr=result.get("lr"),
+            schedule=result.get("schedule") or {},
+            curve=result.get("curve") or [],
+            diagnosis=result.get("diagnosis") or [],
+        )
+        by_key[str(attrs[KEY])] = row
+    return sorted(by_key.values(), key=lambda r: (r.config, r.seed))
+
+
+def rank_configs(rows: Sequence[TrialRow], mode: str) -> list[ConfigSummary]:
+    """Group a pass's trials by configuration and rank them by mean objective."""
+    groups: dict[int, list[TrialRow]] = {}
+    for row in rows:
+        groups.setdefault(row.config, []).append(row)
+    summaries = []
+    for config, trials in groups.items():
+        trials.sort(key=lambda r: r.seed)
+        done = [t.value for t in trials if t.status == "complete" and t.value is not None]
+        complete = len(done) == len(trials) and all(math.isfinite(v) for v in done)
+        mean = statistics.fmean(done) if complete else None
+        std = statistics.stdev(done) if complete and len(done) > 1 else None
+        lr = next((t.lr for t in trials if t.lr is not None), None)
+        schedule = next((t.schedule for t in trials if t.schedule), {})
+        summaries.append(
+            ConfigSummary(
+                pass_name=trials[0].pass_name,
+                config=config,
+                point=trials[0].point,
+                lr=lr,
+                schedule=schedule,
+                trials=tuple(trials),
+                mean=mean,
+                std=std,
+                rank=None,
+            )
+        )
+    sign = 1.0 if mode == "min" else -1.0
+    ranked = sorted(
+        (s for s in summaries if s.mean is not None),
+        key=lambda s: (sign * s.mean, s.config),  # type: ignore[operator]
+    )
+    rest = sorted((s for s in summaries if s.mean is None), key=lambda s: s.config)
+    out = [ConfigSummary(**{**s.__dict__, "rank": i + 1}) for i, s in enumerate(ranked)]
+    return out + rest

@@ -1,0 +1,448 @@
+"""lrtune search on real (tiny) training: grids, random search, failures, resume, pruning,
+config validation, outputs. CPU, a few seconds each."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lrtune.cli import cli
+from lrtune.errors import ConfigError
+from lrtune.search import load_search_config, run_search
+from lrtune.search.space import Choice, Range, narrow, parse_space
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The tiny classifier of conftest, counting trainings in a file next to it (val_data() is
+# called once per training, after the trial's seed is set, and never by the task checks),
+# and misbehaving on demand: FAIL_SEED makes the trial with that seed raise, KILL_AT kills
+# the whole process inside the N-th training (a crash mid-search).
+COUNTING_TASK = """
+import os, signal
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+batch_size = 32
+_COUNT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calls.txt")
+
+def _data(seed):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 8, generator=g)
+    w = torch.randn(8, 3, generator=torch.Generator().manual_seed(123))
+    return TensorDataset(x, (x @ w).argmax(dim=1))
+
+def model():
+    return nn.Sequential(nn.Linear(8, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 3))
+
+def train_data():
+    return _data(0)
+
+def val_data():
+    with open(_COUNT, "a") as fh:
+        fh.write(f"{torch.initial_seed()}\\n")
+    n = sum(1 for _ in open(_COUNT))
+    if os.environ.get("KILL_AT") and n == int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("FAIL_SEED") and torch.initial_seed() == int(os.environ["FAIL_SEED"]):
+        raise RuntimeError("val_data() refuses this seed")
+    return _data(1)
+"""
+
+
+@pytest.fixture
+def counting_task(write_task: Callable[[str, str], Path]) -> Path:
+    return write_task(COUNTING_TASK, "counting")
+
+
+def calls(task: Path) -> int:
+    """Trainings started (val_data() calls) since the last reset."""
+    f = task.parent / "calls.txt"
+    return sum(1 for _ in f.open()) if f.exists() else 0
+
+
+def reset_calls(task: Path) -> None:
+    (task.parent / "calls.txt").unlink(missing_ok=True)
+
+
+def write_config(path: Path, task: Path, **over: Any) -> Path:
+    """A 2x2 step-schedule grid x 2 seeds, 3 epochs, on `task`; `over` replaces keys."""
+    data: dict[str, Any] = {
+        "task": str(task),
+        "epochs": 3,
+        "lr": 0.05,
+        "device": "cpu",
+        "schedule": {"name": "step", "step_size": [1, 2], "gamma": [0.1, 0.5]},
+        "search": {"method": "grid", "seeds": [0, 1]},
+    }
+    for key, value in over.items():
+        if key == "search":
+            data["search"] = {**data["search"], **value}
+        else:
+            data[key] = value
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def keys(result: Any) -> list[tuple[str, int, int]]:
+    return [(t.pass_name, t.config, t.seed) for t in result.trials]
+
+
+# -- the space ---------------------------------------------------------------------------
+def test_space_parses_fixed_lists_ranges_and_nested() -> None:
+    space = parse_space(
+        {"low": 0.001, "high": 1, "log": True},
+        {
+            "name": "multistep",
+            "milestones": [[2, 4], [3, 5]],
+            "gamma": [0.1, 0.5],
+            "warmup": {"epochs": [0, 1]},
+        },
+        "x.yaml",
+    )
+    assert space.names == ["lr", "milestones", "gamma", "warmup.epochs"]
+    assert space.dims["lr"] == Range(0.001, 1.0, log=True)
+    assert space.dims["milestones"] == Choice(([2, 4], [3, 5]))
+    lr, spec = space.materialize(
+        {"lr": 0.1, "milestones": [3, 5], "gamma": 0.5, "warmup.epochs": 1}
+    )
+    assert lr == 0.1
+    assert spec == {
+        "name": "multistep",
+        "milestones": [3, 5],
+        "gamma": 0.5,
+        "warmup": {"epochs": 1},
+    }
+    fixed = parse_space(0.1, {"name": "multistep", "milestones": [2, 4]}, "x.yaml")
+    assert fixed.dims == {} and fixed.grid_size() == 1  # a flat list is one milestones value
+
+
+def test_narrow_keeps_the_best_and_shrinks() -> None:
+    space = parse_space(
+        [0.01, 0.1, 1.0],
+        {"name": "step", "step_size": [1, 2, 4], "gamma": {"low": 0.1, "high": 0.9}},
+        "x.yaml",
+    )
+    small = narrow(space, {"lr": 0.1, "step_size": 4, "gamma": 0.5}, shrink=0.5)
+    assert small.dims["lr"] == Choice((0.0316, 0.1, 0.316))  # geometric midpoints
+    assert small.dims["step_size"] == Choice((3, 4))  # an edge keeps one neighbour
+    assert small.dims["gamma"] == Range(0.3, 0.7)
+
+
+# -- grids, workers, outputs -------------------------------------------------------------
+def test_grid_2x2_x_2_seeds_runs_exactly_8_trials_and_writes_every_file(
+    tmp_path: Path, counting_task: Path
+) -> None:
+    cfg = write_config(tmp_path / "grid.yaml", counting_task)
+    out = tmp_path / "run"
+    res = invoke("search", str(cfg), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert calls(counting_task) == 8
+    rows = list(csvrows(out / "trials.csv"))
+    assert len(rows) == 8
+    assert sorted((r["step_size"], r["gamma"], r["seed"]) for r in rows) == sorted(
+        (s, g, seed) for s in ("1", "2") for g in ("0.1", "0.5") for seed in ("0", "1")
+    )
+    assert {r["state"] for r in rows} == {"complete"}
+    for name in (
+        "trials.csv",
+        "curves.csv",
+        "learning_curves.png",
+        "schedules.png",
+        "heatmap.png",
+        "best_schedule.yaml",
+        "best_schedule.py",
+        "best_config.yaml",
+        "report.md",
+        "result.json",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    assert len(list(csvrows(out / "curves.csv"))) == 8 * 3
+    body = json.loads((out / "result.json").read_text())
+    assert body["schema_version"] == 1 and body["counts"]["complete"] == 8
+    assert body["best"]["params"] == body["top"][0]["params"]
+    assert "best:" in res.stdout and str(out) in res.stdout
+    from lrtune import schedules
+
+    spec = schedules.from_yaml((out / "best_schedule.yaml").read_text())
+    assert spec["name"] == "step" and spec["step_size"] == body["best"]["params"]["step_size"]
+
+
+def csvrows(path: Path) -> Any:
+    import csv
+
+    with path.open() as fh:
+        yield from csv.DictReader(fh)
+
+
+@pytest.mark.slow  # spawns two workers, each importing torch (~10 s on a busy 2-core box)
+def test_two_workers_run_each_point_once(tmp_path: Path, counting_task: Path) -> None:
+    cfg = load_search_config(
+        write_config(tmp_path / "grid.yaml", counting_task, search={"workers": 2})
+    )
+    res = run_search(cfg, tmp_path / "run")
+    assert calls(counting_task) == 8
+    assert len(res.trials) == 8 and res.counts()["complete"] == 8
+    assert len(set(keys(res))) == 8
+
+
+# -- random search --------------------------------------------------------------------------
+def test_random_search_with_a_fixed_seed_samples_the_same_trials(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    over = {
+        "lr": {"low": 0.01, "high": 0.3, "log": True},
+        "schedule": {
+            "name": "step",
+            "step_size": {"low": 1, "high": 3, "int": True},
+            "gamma": [0.1, 0.5],
+        },
+        "epochs": 2,
+        "search": {"method": "random", "trials": 3, "seeds": [0], "seed": 7},
+    }
+    cfg = load_search_config(write_config(tmp_path / "r.yaml", tiny_task, **over))
+    a = run_search(cfg, tmp_path / "a")
+    b = run_search(cfg, tmp_path / "b")
+    pa = [dict(t.point) for t in a.trials]
+    assert len(pa) == 3 and pa == [dict(t.point) for t in b.trials]
+    assert [t.value for t in a.trials] == [t.value for t in b.trials]  # seeded training too
+    assert all(0.01 <= p["lr"] <= 0.3 and p["step_size"] in (1, 2, 3) for p in pa)
+    over["search"] = {**over["search"], "seed": 8}
+    other = load_search_config(write_config(tmp_path / "r2.yaml", tiny_task, **over))
+    from lrtune.search.drivers import get_driver
+
+    assert get_driver("random").plan(other.space, 3, 8) != pa
+
+
+# -- failures --------------------------------------------------------------------------------
+def test_raising_and_nan_trials_are_failed_and_the_search_completes(
+    tmp_path: Path, counting_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAIL_SEED", "1")  # model() raises for seed 1
+    cfg = write_config(
+        tmp_path / "f.yaml",
+        counting_task,
+        lr=[0.05, 1.0e6],
+        optimizer="sgd_plain",
+        schedule={"name": "constant"},
+    )
+    out = tmp_path / "run"
+    res = invoke("search", str(cfg), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    rows = {(r["lr"], r["seed"]): r for r in csvrows(out / "trials.csv")}
+    assert len(rows) == 4
+    assert rows[("0.05", "0")]["state"] == "complete"
+    assert rows[("1e+06", "0")]["state"] == "diverged"
+    assert "loss" in rows[("1e+06", "0")]["error"]
+    for lr in ("0.05", "1e+06"):
+        assert rows[(lr, "1")]["state"] == "failed"
+        assert "val_data() refuses this seed" in rows[(lr, "1")]["error"]
+    assert "Failed and diverged trials" in (out / "report.md").read_text()
+
+
+def test_no_successful_trial_exits_1(
+    tmp_path: Path, counting_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAIL_SEED", "0")
+    cfg = write_config(
+        tmp_path / "f.yaml", counting_task, schedule={"name": "constant"}, search={"seeds": [0]}
+    )
+    res = invoke("search", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.exit_code == 1
+    assert "no trial succeeded (1 failed)" in res.stderr
+
+
+# -- resume ------------------------------------------------------------------------------------
+def test_budget_then_resume_runs_only_the_missing_trials(
+    tmp_path: Path, counting_task: Path
+) -> None:
+    cfg = write_config(tmp_path / "grid.yaml", counting_task)
+    out = tmp_path / "run"
+    first = invoke("search", str(cfg), "--out", str(out), "--max-trials", "3")
+    assert first.exit_code == 0, first.output
+    assert calls(counting_task) == 3 and "--resume" in first.stderr
+    reset_calls(counting_task)
+    second = invoke("search", "--resume", str(out))
+    assert second.exit_code == 0, second.output
+    assert calls(counting_task) == 5  # only the missing ones
+    body = json.loads((out / "result.json").read_text())
+    assert body["counts"]["complete"] == 8 and body["ran_now"] == 5 and body["finished"]
+
+
+@pytest.mark.slow  # a real SIGKILL of a CLI subprocess, then a resume
+def test_killed_search_resumes_without_redoing_finished_trials(
+    tmp_path: Path, counting_task: Path
+) -> None:
+    cfg = write_config(tmp_path / "grid.yaml", counting_task)
+    out = tmp_path / "run"
+    env = {**os.environ, "KILL_AT": "4", "CI": "1"}  # SIGKILL inside the 4th trial
+    cmd = [sys.executable, "-c", "from lrtune.cli import main; main()", "search", str(cfg)]
+    cmd += ["--out", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert calls(counting_task) == 4  # 3 finished, the 4th died RUNNING
+    reset_calls(counting_task)
+    res = invoke("search", "--resume", str(out))
+    assert res.exit_code == 0, res.output
+    assert calls(counting_task) == 5  # the abandoned one again + the 4 never started
+    rows = list(csvrows(out / "trials.csv"))
+    assert len(rows) == 8 and {r["state"] for r in rows} == {"complete"}
+
+
+def test_resume_needs_a_search_run_dir(tmp_path: Path) -> None:
+    res = invoke("search", "--resume", str(tmp_path))
+    assert res.exit_code == 2 and "not a search run directory" in res.stderr
+
+
+# -- pruning ------------------------------------------------------------------------------------
+def test_asha_prunes_a_clearly_bad_trial(tmp_path: Path, tiny_task: Path) -> None:
+    cfg = load_search_config(
+        write_config(
+            tmp_path / "p.yaml",
+            tiny_task,
+            epochs=4,
+            lr=[0.1, 1.0e-5, 3.0e-6],
+            schedule={"name": "constant"},
+            search={"seeds": [0], "pruner": "asha"},
+        )
+    )
+    res = run_search(cfg, tmp_path / "run")
+    by_lr = {t.lr: t for t in res.trials}
+    assert by_lr[0.1].status == "complete" and by_lr[0.1].epochs_run == 4
+    assert by_lr[1.0e-5].status == "pruned" and by_lr[1.0e-5].epochs_run < 4
+    saved = res.epochs_saved()
+    assert saved["epochs_saved_by_pruning"] >= 3 and saved["epochs_run"] < saved["epochs_full"]
+    assert res.best is not None and res.best.lr == 0.1
+
+
+@pytest.mark.parametrize("pruner", ["median", "wilcoxon"])
+def test_other_pruners_run(tmp_path: Path, tiny_task: Path, pruner: str) -> None:
+    cfg = load_search_config(
+        write_config(
+            tmp_path / "p.yaml",
+            tiny_task,
+            epochs=3,
+            lr=[0.1, 0.05, 1e-5],
+            schedule={"name": "constant"},
+            search={"seeds": [0], "pruner": pruner},
+        )
+    )
+    res = run_search(cfg, tmp_path / "run")
+    assert len(res.trials) == 3 and res.best is not None
+
+
+# -- refine ---------------------------------------------------------------------------------------
+def test_refine_runs_a_short_pass_then_a_longer_one_around_the_best(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    cfg = load_search_config(
+        write_config(
+            tmp_path / "r.yaml",
+            tiny_task,
+            lr=[0.01, 0.1, 1.0],
+            schedule={"name": "step", "step_size": 2, "gamma": 0.5},
+            search={"seeds": [0]},
+        ),
+        refine=True,
+    )
+    assert cfg.settings.refine is not None and cfg.settings.refine.coarse_epochs == 1
+    res = run_search(cfg, tmp_path / "run")
+    assert res.passes == ["coarse", "refine"]
+    assert res.epochs == {"coarse": 1, "refine": 3}
+    coarse_best = res.ranking["coarse"][0].point["lr"]
+    refined = sorted(t.point["lr"] for t in res.trials if t.pass_name == "refine")
+    assert coarse_best in refined and len(refined) in (2, 3)
+    assert min(refined) >= 0.01 and max(refined) <= 1.0
+    coarse = [t for t in res.trials if t.pass_name == "coarse"]
+    assert all(t.schedule["step_size"] == 1 for t in coarse)  # 2 of 3 epochs -> 1 of 1
+    assert res.best is not None and res.best.pass_name == "refine"
+
+
+# -- bad configs: one line, exit 2, before any training -------------------------------------------
+BAD = [
+    ({"search": {"methd": "grid"}}, "unknown key 'methd' (did you mean 'method'?)"),
+    ({"search": {"method": "grd"}}, "unknown method 'grd' (did you mean 'grid'?)"),
+    ({"search": {"pruner": "ashaa"}}, "unknown pruner 'ashaa' (did you mean 'asha'?)"),
+    ({"search": {"metric": "val_acc"}}, "unknown metric 'val_acc'"),
+    ({"search": {"seeds": []}}, "'seeds' must be a non-empty list"),
+    ({"search": {"method": "random"}}, "random search needs 'trials'"),
+    ({"schedule": {"name": "step", "step_size": [], "gamma": 0.1}}, "empty list"),
+    ({"schedule": {"name": "step", "step_size": {"low": 1, "hihg": 3}}}, "did you mean 'high'"),
+    ({"schedule": {"name": "step", "step_size": {"low": 1, "high": 3}}}, "a grid cannot enumerate"),
+    ({"schedule": {"name": "step", "step_size": [1, 2], "gama": 0.1}}, "gama"),
+    ({"schedule": {"name": "stepp", "step_size": [1, 2]}}, "did you mean 'step'"),
+    ({"schedule": {"name": "step", "step_size": [0, 2]}}, "step_size=0"),
+    ({"lr": [0.1, -1]}, "learning rates must be numbers > 0"),
+    (
+        {"lr": {"low": 0, "high": 1, "log": True}, "search": {"method": "random", "trials": 2}},
+        "log range needs low > 0",
+    ),
+    (
+        {"schedule": {"name": "step", "step_size": list(range(1, 60)), "gamma": [0.1, 0.2]}},
+        "more than 200: pass --yes",
+    ),
+    ({"search": {"metric": "val_metric"}, "task": "REGRESSION"}, "has no metric"),
+    ({"schedule": {"name": "cosine", "warmup": {"epochs": [1, 3]}}}, "leaves no room"),
+]
+
+
+@pytest.mark.parametrize(("over", "message"), BAD, ids=[m for _, m in BAD])
+def test_bad_configs_exit_2_with_one_line(
+    tmp_path: Path, counting_task: Path, tiny_regression: Path, over: dict[str, Any], message: str
+) -> None:
+    over = dict(over)
+    task = tiny_regression if over.pop("task", None) == "REGRESSION" else counting_task
+    cfg = write_config(tmp_path / "bad.yaml", task, **over)
+    res = invoke("search", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0], lines[0]
+    assert calls(counting_task) == 0  # nothing trained
+
+
+def test_cli_usage_errors(tmp_path: Path) -> None:
+    assert invoke("search").exit_code == 2
+    res = invoke("search", str(tmp_path / "missing.yaml"))
+    assert res.exit_code == 2 and "config file not found" in res.stderr
+
+
+def test_example_configs_validate() -> None:
+    for path in sorted((REPO / "configs" / "search").glob("*.yaml")):
+        cfg = load_search_config(path)
+        assert cfg.n_trials() >= 2, path
+
+
+def test_search_help_does_not_import_torch() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from click.testing import CliRunner
+        from lrtune.cli import cli
+        r = CliRunner().invoke(cli, ["search", "--help"])
+        assert r.exit_code == 0 and "--resume" in r.output, r.output
+        bad = [m for m in ("torch", "optuna", "matplotlib") if m in sys.modules]
+        assert not bad, bad
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_config_error_names_file_and_key(tmp_path: Path, tiny_task: Path) -> None:
+    path = write_config(tmp_path / "x.yaml", tiny_task, search={"top_k": "five"})
+    with pytest.raises(ConfigError, match=r"x\.yaml: search: 'top_k' must be an integer"):
+        load_search_config(path)
