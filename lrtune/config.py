@@ -200,9 +200,8 @@ def parse_run_config(
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     lr = data.get("lr", "auto")
-    if isinstance(lr, str) and lr != "auto":
-        lr = as_float(lr, f"{where}: 'lr'", positive=True)
-    elif isinstance(lr, (int, float)) and not isinstance(lr, bool):
+    is_number = isinstance(lr, (int, float)) and not isinstance(lr, bool)
+    if (isinstance(lr, str) and lr != "auto") or is_number:
         lr = as_float(lr, f"{where}: 'lr'", positive=True)
     schedule = data.get("schedule", dict(DEFAULT_SCHEDULE))
     if isinstance(schedule, str):

@@ -42,8 +42,14 @@ def plan(lr: float, target: str) -> LrPlan:
     if target not in TARGETS:
         raise ConfigError(unknown_name("--for target", target, TARGETS))
     if target == "onecycle":
-        return LrPlan(target, lr, lr / ONECYCLE_DIV, lr,
-                      f"max_lr = {lr:.3g} (the suggestion); the cycle starts at max_lr/{ONECYCLE_DIV:g} = {lr / ONECYCLE_DIV:.3g}")
+        return LrPlan(
+            target,
+            lr,
+            lr / ONECYCLE_DIV,
+            lr,
+            f"max_lr = {lr:.3g} (the suggestion); the cycle starts at "
+            f"max_lr/{ONECYCLE_DIV:g} = {lr / ONECYCLE_DIV:.3g}",
+        )
     if target == "constant":
         return LrPlan(target, lr, lr, lr, f"lr = {lr:.3g} (the suggestion), held constant")
     return LrPlan(target, lr, lr / 100.0, lr,

@@ -114,6 +114,13 @@ def blowup_index(raw: Sequence[float], diverge: float) -> int:
     return len(v)
 
 
+def reading_curve(raw: Sequence[float], stop_reason: str, s: RangeTestSettings) -> np.ndarray:
+    """The curve the rules read: zero-lag smoothing of the raw loss, NaN from the blow-up on."""
+    n = len(raw)
+    cut = blowup_index(raw, s.diverge) if stop_reason in ("diverged", "nan") else n
+    return np.append(zero_lag(list(raw)[:cut], min(1.0, 2 * s.smooth)), [np.nan] * (n - cut))
+
+
 def median_filter(values: Sequence[float], width: int) -> np.ndarray:
     """Running median over a centred window (shrinking at the ends); NaNs ignored."""
     v = np.asarray(values, dtype=float)
@@ -215,7 +222,7 @@ class RangeTestResult:
         return self.aggregate()[2]
 
     def aggregate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(lrs, median raw, median smoothed, band low, band high) over the steps all repeats ran."""
+        """(lrs, median raw, median smoothed, band low, band high) over the steps all ran."""
         return aggregate_curves(self.curves)
 
     def spread(self, rule: str | None = None) -> float | None:
@@ -560,8 +567,7 @@ class RangeTest:
         if val_l is not None and n:
             keep = val_l <= kept_lrs[n - 1]
             val_l, val_v = val_l[keep], val_v[keep] if val_v is not None else None
-        cut = blowup_index(raw, s.diverge) if stop in ("diverged", "nan") else n
-        centered = np.append(zero_lag(raw[:cut], min(1.0, 2 * s.smooth)), [np.nan] * (n - cut))
+        centered = reading_curve(raw, stop, s)
         return Curve(
             centered=centered,
             lrs=np.array(kept_lrs[:n]),

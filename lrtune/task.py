@@ -173,9 +173,9 @@ class Task:
             x, y = split_batch(batch)
             loss = self.loss_of(model(x), y)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else ""
             raise TaskError(
-                f"{self.path}: the loss must be a scalar tensor, got "
-                f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}"
+                f"{self.path}: the loss must be a scalar tensor, got {type(loss).__name__}{shape}"
             )
         return loss.reshape(())
 

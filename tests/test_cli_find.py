@@ -8,13 +8,15 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import EXAMPLES
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lrtune.cli", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "lrtune.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**__import__("os").environ, "CI": "1"},
     )
 
@@ -38,11 +40,20 @@ def test_help_never_imports_torch(cmd):
 
 def test_find_on_shipped_example_writes_every_file(tmp_path):
     out = tmp_path / "run"
-    proc = run_cli("find", str(EXAMPLES / "digits_mlp.py"), "--out", str(out), "--device", "cpu", "--json")
+    proc = run_cli(
+        "find", str(EXAMPLES / "digits_mlp.py"), "--out", str(out), "--device", "cpu", "--json"
+    )
     assert proc.returncode == 0, proc.stderr
-    for name in ("lr_find.png", "lr_find.csv", "result.json", "schedule.yaml", "schedule.py", "schedule.png"):
+    for name in (
+        "lr_find.png",
+        "lr_find.csv",
+        "result.json",
+        "schedule.yaml",
+        "schedule.py",
+        "schedule.png",
+    ):
         assert (out / name).is_file(), name
-    body = json.loads(proc.stdout[proc.stdout.index("{"):])
+    body = json.loads(proc.stdout[proc.stdout.index("{") :])
     saved = json.loads((out / "result.json").read_text())
     assert body["headline"] == saved["headline"]
     assert saved["schema_version"] == 1
@@ -55,8 +66,20 @@ def test_find_on_shipped_example_writes_every_file(tmp_path):
 
 def test_find_sweep_and_plan(tiny_task, tmp_path):
     out = tmp_path / "sweep"
-    proc = run_cli("find", str(tiny_task), "--out", str(out), "--device", "cpu", "--steps", "40",
-                   "--wd", "0,1e-3", "--for", "onecycle")
+    proc = run_cli(
+        "find",
+        str(tiny_task),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--steps",
+        "40",
+        "--wd",
+        "0,1e-3",
+        "--for",
+        "onecycle",
+    )
     assert proc.returncode == 0, proc.stderr
     saved = json.loads((out / "result.json").read_text())
     assert saved["sweep"]["param"] == "weight_decay" and saved["sweep"]["best"] in (0.0, 1e-3)
@@ -84,6 +107,19 @@ def test_bad_options_exit_2_one_line(tiny_task, tmp_path, args, needle):
 def test_find_cli_runner_in_process(tiny_task, tmp_path):
     from lrtune.cli import cli
 
-    result = CliRunner().invoke(cli, ["find", str(tiny_task), "--out", str(tmp_path / "r"), "--steps", "30", "--device", "cpu", "-q"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "find",
+            str(tiny_task),
+            "--out",
+            str(tmp_path / "r"),
+            "--steps",
+            "30",
+            "--device",
+            "cpu",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "suggested lr" in result.output

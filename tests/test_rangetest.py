@@ -102,7 +102,9 @@ def test_restored_when_the_loss_raises_mid_test(tiny_task):
         return task.loss(m, batch)
 
     with pytest.raises(RuntimeError, match="user code"):
-        RangeTest(model, opt, task.train_loader(), flaky, device="cpu").run(RangeTestSettings(steps=20))
+        RangeTest(model, opt, task.train_loader(), flaky, device="cpu").run(
+            RangeTestSettings(steps=20)
+        )
     _same(before, _state(model, opt))
     assert torch.equal(rng, torch.get_rng_state())
 
@@ -118,7 +120,9 @@ def test_interrupt_keeps_partial_curve_and_restores(tiny_task):
             raise KeyboardInterrupt
         return task.loss(m, batch)
 
-    res = RangeTest(model, opt, task.train_loader(), interrupted, device="cpu").run(RangeTestSettings(steps=50))
+    res = RangeTest(model, opt, task.train_loader(), interrupted, device="cpu").run(
+        RangeTestSettings(steps=50)
+    )
     assert res.curves[0].stop_reason == "interrupted"
     assert res.curves[0].steps_run == 11
     _same(before, _state(model, opt))
@@ -144,7 +148,10 @@ def test_param_groups_keep_their_ratios(tiny_task):
     task = load_task(tiny_task)
     model = task.build_model()
     opt = torch.optim.SGD(
-        [{"params": model[0].parameters(), "lr": 0.01}, {"params": model[3].parameters(), "lr": 0.1}],
+        [
+            {"params": model[0].parameters(), "lr": 0.01},
+            {"params": model[3].parameters(), "lr": 0.1},
+        ],
         lr=0.1,
     )
     ratios = []
@@ -170,7 +177,9 @@ def test_repeats_start_from_the_same_weights():
     def loss(m, b):
         return nn.functional.cross_entropy(m(b[0]), b[1])
 
-    res = RangeTest(model, opt, loader, loss, device="cpu").run(RangeTestSettings(steps=12), repeats=3)
+    res = RangeTest(model, opt, loader, loss, device="cpu").run(
+        RangeTestSettings(steps=12), repeats=3
+    )
     firsts = [c.losses[0] for c in res.curves]
     assert firsts[0] == firsts[1] == firsts[2]
     assert len(res.per_repeat["valley"]) == 3
@@ -220,9 +229,9 @@ def test_guard_nan_in_first_steps(tiny_task):
     task = load_task(tiny_task)
     model = task.build_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    res = RangeTest(model, opt, task.train_loader(), lambda m, b: task.loss(m, b) * float("nan"), device="cpu").run(
-        RangeTestSettings(steps=20)
-    )
+    res = RangeTest(
+        model, opt, task.train_loader(), lambda m, b: task.loss(m, b) * float("nan"), device="cpu"
+    ).run(RangeTestSettings(steps=20))
     assert res.curves[0].stop_reason == "nan"
     assert any("NaN" in w for w in res.warnings)
 

@@ -19,16 +19,51 @@ from torch.utils.data import TensorDataset
 
 BROKEN = {
     "syntax": ("def model(:\n    pass\n", "syntax error"),
-    "no_model": (GOOD_HEAD + "def train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n", "missing required function model()"),
-    "no_data": (GOOD_HEAD + "def model():\n    return nn.Linear(2, 2)\n", "missing required function train_data()"),
-    "model_not_module": (GOOD_HEAD + "def model():\n    return 3\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n", "must return a torch.nn.Module"),
-    "data_wrong_type": (GOOD_HEAD + "def model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return [1, 2, 3]\n", "must return a torch Dataset or DataLoader"),
-    "empty_data": (GOOD_HEAD + "def model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return TensorDataset(torch.randn(0, 2), torch.zeros(0).long())\n", "empty"),
+    "no_model": (
+        GOOD_HEAD
+        + "def train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n",
+        "missing required function model()",
+    ),
+    "no_data": (
+        GOOD_HEAD + "def model():\n    return nn.Linear(2, 2)\n",
+        "missing required function train_data()",
+    ),
+    "model_not_module": (
+        GOOD_HEAD
+        + "def model():\n    return 3\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n",
+        "must return a torch.nn.Module",
+    ),
+    "data_wrong_type": (
+        GOOD_HEAD
+        + "def model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return [1, 2, 3]\n",
+        "must return a torch Dataset or DataLoader",
+    ),
+    "empty_data": (
+        GOOD_HEAD
+        + "def model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return TensorDataset(torch.randn(0, 2), torch.zeros(0).long())\n",
+        "empty",
+    ),
     "import_error": ("import not_a_real_module_xyz\n", "ModuleNotFoundError"),
-    "raises_inside": (GOOD_HEAD + "def model():\n    raise ValueError('boom')\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n", "model() raised ValueError: boom"),
-    "bad_batch_size": (GOOD_HEAD + "batch_size = -3\ndef model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n", "batch_size must be a positive int"),
-    "model_not_callable": (GOOD_HEAD + "model = 5\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n", "model must be a function"),
-    "dict_batches": (GOOD_HEAD + "from torch.utils.data import Dataset\nclass D(Dataset):\n    def __len__(self): return 4\n    def __getitem__(self, i): return {'x': torch.randn(2)}\ndef model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return D()\n", "define step(model, batch)"),
+    "raises_inside": (
+        GOOD_HEAD
+        + "def model():\n    raise ValueError('boom')\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n",
+        "model() raised ValueError: boom",
+    ),
+    "bad_batch_size": (
+        GOOD_HEAD
+        + "batch_size = -3\ndef model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n",
+        "batch_size must be a positive int",
+    ),
+    "model_not_callable": (
+        GOOD_HEAD
+        + "model = 5\ndef train_data():\n    return TensorDataset(torch.randn(8, 2), torch.zeros(8).long())\n",
+        "model must be a function",
+    ),
+    "dict_batches": (
+        GOOD_HEAD
+        + "from torch.utils.data import Dataset\nclass D(Dataset):\n    def __len__(self): return 4\n    def __getitem__(self, i): return {'x': torch.randn(2)}\ndef model():\n    return nn.Linear(2, 2)\ndef train_data():\n    return D()\n",
+        "define step(model, batch)",
+    ),
 }
 
 
@@ -56,7 +91,9 @@ def test_cli_exit_code_2_one_line_no_traceback(write_task, case):
     path = write_task(BROKEN[case][0], case)
     proc = subprocess.run(
         [sys.executable, "-m", "lrtune.cli", "find", str(path), "--steps", "5"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

@@ -63,7 +63,7 @@ def load_curves(run_dir: Path) -> tuple[Any, list[Any]]:
 
     import numpy as np
 
-    from lrtune.rangetest import Curve, RangeTestSettings, blowup_index, zero_lag
+    from lrtune.rangetest import Curve, RangeTestSettings, reading_curve
 
     body = json.loads((run_dir / "result.json").read_text())
     settings = RangeTestSettings(**body["settings"])
@@ -74,29 +74,44 @@ def load_curves(run_dir: Path) -> tuple[Any, list[Any]]:
     curves = []
     for r, meta in enumerate(body.get("repeats", [])):
         rr = rows.get(r, [])
-        f = lambda k: np.array([float(x[k]) if x[k] != "" else np.nan for x in rr])  # noqa: E731
+
+        def f(key: str, rr: list[dict[str, str]] = rr) -> np.ndarray:
+            return np.array([float(x[key]) if x[key] != "" else np.nan for x in rr])
+
         raw = f("loss")
         n = len(raw)
         stop = meta.get("stop_reason", "end")
-        cut = blowup_index(raw, settings.diverge) if stop in ("diverged", "nan") else n
-        centered = np.append(zero_lag(raw[:cut], min(1.0, 2 * settings.smooth)), [np.nan] * (n - cut))
-        curves.append(Curve(lrs=f("lr"), losses=raw, smoothed=f("smoothed"), stop_reason=stop,
-                            seed=meta.get("seed", r), seconds=meta.get("seconds", 0.0),
-                            steps_run=n, skipped_steps=meta.get("skipped_steps", []), centered=centered))
+        curves.append(
+            Curve(
+                lrs=f("lr"),
+                losses=raw,
+                smoothed=f("smoothed"),
+                stop_reason=stop,
+                seed=meta.get("seed", r),
+                seconds=meta.get("seconds", 0.0),
+                steps_run=n,
+                skipped_steps=meta.get("skipped_steps", []),
+                centered=reading_curve(raw, stop, settings),
+            )
+        )
     return body, curves
 
 
 def rerender(run_dir: Path, console: Any) -> list[Path]:
     """Recompute the suggestions from the saved curve and redraw lr_find.png."""
-    from lrtune.rangetest import build_result
+    from lrtune.rangetest import RangeTestSettings, build_result
     from lrtune.report.find_plot import draw_lr_find, lr_find_plot_data
 
     body, curves = load_curves(run_dir)
     w = body.get("weights", {})
-    settings_cls = __import__("lrtune.rangetest", fromlist=["RangeTestSettings"]).RangeTestSettings
-    result = build_result(settings_cls(**body["settings"]), curves, body["headline"]["rule"],
-                          w.get("checksum_before", ""), w.get("checksum_after", ""),
-                          body.get("timings", {}).get("total_s", 0.0))
+    result = build_result(
+        RangeTestSettings(**body["settings"]),
+        curves,
+        body["headline"]["rule"],
+        w.get("checksum_before", ""),
+        w.get("checksum_after", ""),
+        body.get("timings", {}).get("total_s", 0.0),
+    )
     result.info.update({k: body[k] for k in ("task", "optimizer") if k in body})
     plan = body.get("plan")
     chosen = (plan["low"], plan["high"]) if plan else None
