@@ -304,10 +304,13 @@ def _judge_baseline(ev: Evidence, ref: BaselineRef, expect: Expect) -> Measured:
     cmp = compare_to_baseline(ev, ev.baseline)
     if cmp.worst is None:
         return Measured(None, f"nothing to compare ({cmp.note})", False)
-    text = (
-        f"{cmp.worst:+.1%} worst, {cmp.metric} at epoch {cmp.epoch} "
-        f"({_fmt(cmp.value)} vs {_fmt(cmp.reference)})"
-    )
+    if cmp.identical:
+        text = f"identical to the baseline ({cmp.compared} epochs, train and val loss)"
+    else:
+        text = (
+            f"{cmp.worst:+.1%} at worst, {cmp.metric} at epoch {cmp.epoch} "
+            f"({_fmt(cmp.value)} vs {_fmt(cmp.reference)})"
+        )
     if cmp.note:
         text += f"; {cmp.note}"
     stopped = ev.stopped_text()
@@ -675,41 +678,37 @@ class BaselineComparison:
     reference: float | None = None
     compared: int = 0
     note: str = ""
+    identical: bool = False
 
 
 def compare_to_baseline(ev: Evidence, baseline: Baseline) -> BaselineComparison:
     """Compare train_loss and val_loss epoch by epoch over the epochs both have."""
     base = {int(e["epoch"]): e for e in baseline.epochs}
-    worst: BaselineComparison | None = None
-    compared = 0
+    points: list[tuple[float, str, int, float, float]] = []
     for record in ev.epochs:
         ref = base.get(int(record.epoch))
         if ref is None:
             continue
-        compared += 1
         for metric in ("train_loss", "val_loss"):
             value, reference = getattr(record, metric), ref.get(metric)
             if value is None or reference is None:
                 continue
-            value = float(value)
+            value, reference = float(value), float(reference)
             excess = (
                 (value - reference) / max(abs(reference), BASELINE_EPS)
                 if math.isfinite(value)
                 else math.inf
             )
-            if worst is None or excess > (worst.worst or -math.inf):
-                worst = BaselineComparison(excess, metric, int(record.epoch), value, reference)
-    notes = []
+            points.append((excess, metric, int(record.epoch), value, reference))
+    compared = len({p[2] for p in points})
+    note = ""
     if len(baseline.epochs) != len(ev.epochs):
-        notes.append(
-            f"compared {compared} epochs (run {len(ev.epochs)}, baseline {len(baseline.epochs)})"
-        )
-    note = "; ".join(notes)
-    if worst is None:
-        return BaselineComparison(None, compared=compared, note=note or "no epochs in common")
-    return BaselineComparison(
-        worst.worst, worst.metric, worst.epoch, worst.value, worst.reference, compared, note
-    )
+        note = f"compared {compared} epochs (run {len(ev.epochs)}, baseline {len(baseline.epochs)})"
+    if not points:
+        return BaselineComparison(None, compared=0, note=note or "no epochs in common")
+    worst = max(points, key=lambda p: p[0])  # the first of equals: the earliest epoch
+    identical = all(p[3] == p[4] for p in points)
+    return BaselineComparison(*worst, compared=compared, note=note, identical=identical)
 
 
 def load_baseline(path: Path) -> Baseline:

@@ -174,7 +174,7 @@ def test_update_baseline_then_a_worse_curve_fails(tiny_task, tmp_path):
 
     res = invoke(str(config), "--out", str(tmp_path / "r1"))
     assert res.exit_code == 0, res.output
-    assert "PASS   baseline: measured +0.0% worst" in res.stdout
+    assert "PASS   baseline: measured identical to the baseline (3 epochs" in res.stdout
 
     # A baseline 30% better than this run: the run is ~43% worse, beyond the 10% tolerance.
     for e in data["epochs"]:
@@ -213,6 +213,8 @@ def test_baseline_tolerance_is_relative_per_epoch(factor, verdict, tmp_path):
     ev = Evidence("complete", None, 2.3, _records(run), (), 30, _baseline(base))
     (result,) = [r for r in judge_all(expect, ev) if r.key == "baseline"]
     assert result.verdict == verdict, result.message
+    if factor == 1.3:  # the worst point is named: (0.5 * 1.08 * 1.3) / 0.5 - 1 = +40.4%
+        assert "+40.4% at worst, train_loss at epoch 3" in result.message
 
 
 # --------------------------------------------------------------------------- criteria
@@ -398,3 +400,34 @@ def test_docs_jobs_and_config_stay_in_sync_with_the_code():
     assert job["artifacts"]["reports"]["junit"] == "runs/ci-check/junit.xml"
     for key in [*CRITERIA, "tolerance"]:
         assert f"`{key}`" in text, key
+
+
+def test_plot_data_marks_thresholds_divergence_and_baseline(tiny_task, tmp_path):
+    from lrtune.check import evaluate, run_setup
+    from lrtune.report.check_report import curve_plot_data, draw_curves
+    from lrtune.training import TrainResult
+
+    config = write_config(
+        tmp_path,
+        tiny_task,
+        "lr: 0.1\nexpect:\n  final_train_loss_below: 0.5\n  val_metric_at_least: 0.9\n"
+        "  max_epochs: 2\n  baseline: b.json\n  tolerance: 0.1\n",
+    )
+    cfg = parse_check_config(config)
+    setup = run_setup(cfg, 0.1, "cpu", 0, steps_per_epoch=2)
+    base = _baseline([1.0, 0.5])
+    worse = TrainResult(
+        "complete", list(_records([1.0, 0.8])), [2.0, 1.5, 0.9, 0.7], None, 4, 0.1, 2.0
+    )
+    data = curve_plot_data(evaluate(cfg, worse, setup=setup, baseline=base))
+    lines = {(ln.panel, ln.value): ln.passed for ln in data.lines}
+    assert lines == {("loss", 0.5): False, ("metric", 0.9): False, ("x", 2.0): False}
+    assert data.step_x == [0.0, 0.5, 1.0, 1.5] and data.train_x == [0.5, 1.5]
+    assert data.baseline_worst is not None and data.baseline_worst[2].startswith("+60%")
+    assert data.diverged is None
+
+    blown = TrainResult("diverged", [], [2.0, 3.0, float("nan")], "loss became nan", 3, 0.1, 2.0)
+    data = curve_plot_data(evaluate(cfg, blown, setup=setup, baseline=base))
+    assert data.diverged == (0.5, 3.0) and data.diverged_step == 2
+    assert data.epochs_planned == 5.0  # the x axis spans the planned run (default epochs)
+    draw_curves(data).clf()  # draws without val values or epoch records

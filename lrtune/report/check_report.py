@@ -194,6 +194,7 @@ class CurvePlotData(NamedTuple):
     initial: tuple[float, float] | None
     diverged: tuple[float, float] | None
     diverged_step: int | None
+    baseline_worst: tuple[float, float, str] | None  # (x, y, label) when beyond tolerance
     log_y: bool
     epochs_planned: float
 
@@ -269,9 +270,34 @@ def curve_plot_data(report: CheckReport) -> CurvePlotData:
         initial=start,
         diverged=diverged,
         diverged_step=len(finite) if diverged is not None else None,
+        baseline_worst=_baseline_worst(records, base, tolerance),
         log_y=log_y,
         epochs_planned=float(report.setup.get("epochs") or len(records) or 1),
     )
+
+
+def _baseline_worst(
+    records: Sequence[Mapping[str, Any]],
+    base: Sequence[Mapping[str, Any]],
+    tolerance: float | None,
+) -> tuple[float, float, str] | None:
+    """Where the run is furthest above the baseline, when that is beyond the tolerance."""
+    if tolerance is None or not base:
+        return None
+    ref = {int(e["epoch"]): e for e in base}
+    worst: tuple[float, float, float, str] | None = None
+    for e in records:
+        b = ref.get(int(e["epoch"]))
+        for metric, shift in (("train_loss", 0.5), ("val_loss", 0.0)):
+            v, r = e.get(metric), None if b is None else b.get(metric)
+            if v is None or r is None or not math.isfinite(v):
+                continue
+            excess = (v - r) / max(abs(r), 1e-8)
+            if worst is None or excess > worst[0]:
+                worst = (excess, float(e["epoch"]) - shift, float(v), metric)
+    if worst is None or worst[0] <= tolerance:
+        return None
+    return worst[1], worst[2], f"{worst[0]:+.0%} vs baseline ({worst[3]})"
 
 
 def _steps_per_epoch(report: CheckReport) -> float:
@@ -373,6 +399,20 @@ def draw_curves(data: CurvePlotData) -> Any:
                 alpha=0.2,
                 label=f"baseline tolerance (+{data.tolerance:.0%})",
             )
+    if data.baseline_worst is not None:
+        x, y, label = data.baseline_worst
+        ax.plot(x, y, "o", ms=14, mfc="none", mec="red", mew=2)
+        ax.annotate(
+            label,
+            (x, y),
+            xytext=(-10, 10),
+            textcoords="offset points",
+            color="red",
+            fontsize=9,
+            ha="right",
+            va="bottom",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1},
+        )
     if data.initial is not None:
         ax.plot(
             *data.initial, "D", color="black", ms=5, label=f"initial loss {data.initial[1]:.3g}"
