@@ -5,7 +5,9 @@ Flow (the CLI does exactly this):
     cfg = parse_check_config(path)              # CheckConfig; ConfigError -> exit 2
     preflight(cfg, task)                        # criteria the task cannot serve -> exit 2
     result = run_check(cfg, task, lr=lr)        # the shared training loop, deterministic
-    report = evaluate(cfg, result, lr=lr, ...)  # CheckReport; report.exit_code is 0 or 1
+    ref = reference_loss(cfg, task, device)     # ln C / Var(y): the curves are read against it
+    report = evaluate(cfg, result, setup=setup, reference=ref)
+    # -> CheckReport: criteria verdicts + learning-curve diagnosis; report.exit_code is 0 or 1
 
 Criteria contract (every entry of `CRITERIA`): a frozen `CriterionSpec` whose
 `parse(value, where)` validates the threshold written under `expect:` (raising
@@ -36,6 +38,7 @@ from lrtune.config import (
 from lrtune.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:  # pragma: no cover
+    from lrtune.diagnose import Finding
     from lrtune.task import Task
     from lrtune.training import TrainResult
 
@@ -823,6 +826,10 @@ class CheckReport:
         results: one CriterionResult per criterion, in registry order.
         baseline: the baseline's per-epoch dicts (for the plot), or None.
         warnings: lines worth reading even when the check passes.
+        diagnosis: the learning-curve findings (lrtune.diagnose), errors first; empty when
+            the curves look healthy.
+        diagnosis_context: what the curves were read against (reference_loss,
+            reference_name, metric_mode), saved so `lrtune report` reads them the same way.
     """
 
     name: str
@@ -839,6 +846,8 @@ class CheckReport:
     results: tuple[CriterionResult, ...]
     baseline: tuple[Mapping[str, Any], ...] | None = None
     warnings: tuple[str, ...] = ()
+    diagnosis: tuple[Finding, ...] = ()
+    diagnosis_context: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -885,7 +894,68 @@ class CheckReport:
             "epochs": [dict(e) for e in self.records],
             "step_losses": list(self.step_losses),
             "baseline_epochs": None if self.baseline is None else [dict(e) for e in self.baseline],
+            "diagnosis": [f.to_dict() for f in self.diagnosis],
+            "diagnosis_context": dict(self.diagnosis_context),
         }
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> CheckReport:
+        """Rebuild a report from result.json (for `lrtune report`); the diagnosis is re-read.
+
+        Raises:
+            ConfigError: the body is not a check result (missing keys, bad values).
+        """
+        try:
+            return _report_from_dict(body)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"not an lrtune check result.json ({exc!r})") from None
+
+
+def _report_from_dict(body: Mapping[str, Any]) -> CheckReport:
+    results = []
+    for c in body["criteria"]:
+        key = str(c["criterion"])
+        spec = CRITERIA.get(key)
+        threshold = c.get("threshold")
+        if key == "baseline" and isinstance(threshold, Mapping):
+            threshold = BaselineRef(Path(threshold["path"]), float(threshold["tolerance"]))
+        results.append(
+            CriterionResult(
+                key=key,
+                help=spec.help if spec else "",
+                threshold=threshold,
+                threshold_text=str(c["threshold_text"]),
+                measured=c.get("measured"),
+                measured_text=str(c["measured_text"]),
+                verdict=str(c["verdict"]),
+                plot=spec.plot if spec else "",
+            )
+        )
+    steps = tuple(math.nan if v is None else float(v) for v in body.get("step_losses") or ())
+    records = tuple(dict(e) for e in body.get("epochs") or ())
+    base = body.get("baseline_epochs")
+    context = dict(body.get("diagnosis_context") or {})
+    status = str(body["status"])
+    initial = body.get("initial_loss")
+    ev = Evidence(status, body.get("error"), initial, records, steps, int(body.get("steps", 0)))
+    return CheckReport(
+        name=str(body["name"]),
+        config=str(body["config"]),
+        task=str(body["task"]),
+        setup=dict(body["setup"]),
+        status=status,
+        error=body.get("error"),
+        initial_loss=initial,
+        steps=int(body.get("steps", 0)),
+        seconds=float(body.get("seconds") or 0.0),
+        records=records,
+        step_losses=steps,
+        results=tuple(results),
+        baseline=None if base is None else tuple(dict(e) for e in base),
+        warnings=tuple(body.get("warnings") or ()),
+        diagnosis=tuple(diagnose_run(ev, context)),
+        diagnosis_context=context,
+    )
 
 
 def judge_all(expect: Expect, ev: Evidence) -> tuple[CriterionResult, ...]:
@@ -944,20 +1014,28 @@ def evaluate(
     *,
     setup: Mapping[str, Any],
     baseline: Baseline | None = None,
+    reference: tuple[float | None, str] | None = None,
 ) -> CheckReport:
-    """Judge a finished run against the config's criteria.
+    """Judge a finished run against the config's criteria, and read its learning curves.
 
     Args:
         cfg: the check config.
         result: the TrainResult of run_check.
         setup: run_setup(...) of the run.
         baseline: the loaded baseline (None with --update-baseline or without one).
+        reference: (know-nothing loss, its name) from `reference_loss`, or None.
 
     Returns:
         The CheckReport.
     """
     ev = Evidence.from_result(result, baseline)
     warnings = baseline_warnings(baseline, setup) if baseline is not None else []
+    ref, ref_name = reference or (None, "none")
+    context = {
+        "reference_loss": ref,
+        "reference_name": ref_name,
+        "metric_mode": cfg.run.metric_mode,
+    }
     return CheckReport(
         name=cfg.name,
         config=str(cfg.run.source),
@@ -973,4 +1051,44 @@ def evaluate(
         results=judge_all(cfg.expect, ev),
         baseline=None if baseline is None else tuple(baseline.epochs),
         warnings=tuple(warnings),
+        diagnosis=tuple(diagnose_run(ev, context)),
+        diagnosis_context=context,
+    )
+
+
+# --------------------------------------------------------------------------- diagnosis
+def reference_loss(cfg: CheckConfig, task: Task, device: str) -> tuple[float | None, str]:
+    """The know-nothing loss the curves are read against: ln C, Var(y), ... (see doctor).
+
+    (None, 'none') when the task has none (a custom step()); never raises.
+    """
+    from lrtune.doctor import know_nothing_loss
+
+    return know_nothing_loss(task, batch_size=cfg.run.batch_size, device=device, seed=cfg.run.seed)
+
+
+def diagnose_run(ev: Evidence, context: Mapping[str, Any]) -> list[Finding]:
+    """The learning-curve diagnosis of a check run (pure; see lrtune.diagnose).
+
+    Args:
+        ev: the run's evidence (per-epoch records, status, initial loss, step losses).
+        context: reference_loss / reference_name / metric_mode (CheckReport.diagnosis_context).
+
+    Returns:
+        The findings, errors first; empty for healthy curves, and for a run that raised
+        (its error, not its curve, is the reason it failed).
+    """
+    from lrtune.diagnose import diagnose_curves
+
+    if ev.status == "failed":
+        return []
+    name = context.get("reference_name") or "none"
+    return diagnose_curves(
+        list(ev.epochs),
+        initial_loss=ev.initial_loss,
+        baseline_loss=context.get("reference_loss"),
+        baseline_name=name,
+        metric_mode=context.get("metric_mode") or "max",
+        diverged=ev.status == "diverged",
+        diverged_step=ev.diverged_at,
     )

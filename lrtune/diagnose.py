@@ -248,6 +248,7 @@ class Context:
         baseline_loss: the caller's know-nothing loss (ln C, Var(y)), or None.
         metric_mode: 'max' when a higher val_metric is better, else 'min'.
         diverged: the run was stopped for a non-finite or exploding loss.
+        diverged_step: the optimizer step at which it was stopped, when known.
     """
 
     reference_loss: float | None
@@ -256,6 +257,7 @@ class Context:
     baseline_loss: float | None
     metric_mode: str
     diverged: bool
+    diverged_step: int | None = None
 
 
 Detector = Callable[[Curves, Context], "Finding | None"]
@@ -291,6 +293,11 @@ def _pct(x: float) -> str:
 
 def _tail_len(n: int) -> int:
     return min(n, max(TAIL_MIN_EPOCHS, int(math.ceil(TAIL_FRACTION * n))))
+
+
+def _drop_pct(rate: float) -> str:
+    """A log-rate (log units per epoch) as the share of the loss lost per epoch: '42.1%'."""
+    return f"{-100 * math.expm1(-rate):.1f}%"
 
 
 def _log_rate(a: float, b: float, epochs: int) -> float:
@@ -425,7 +432,7 @@ def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
         what = (
             f"the train loss became {loss[start]} at epoch {_ep(c, start)}"
             if bad.size
-            else f"the run was stopped for divergence after epoch {_ep(c, n - 1)}"
+            else f"the run was stopped for divergence {_where_diverged(ctx, _ep(c, n - 1) + 1)}"
         )
         return Finding(
             code="lr_too_high",
@@ -489,6 +496,35 @@ def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
     return None
 
 
+def _where_diverged(ctx: Context, epoch: int) -> str:
+    """'at step 37, during epoch 2' (or 'during epoch 2' when the step is unknown)."""
+    step = f"at step {ctx.diverged_step}, " if ctx.diverged_step else ""
+    return f"{step}during epoch {epoch}"
+
+
+def _diverged_before_first_epoch(ctx: Context) -> Finding:
+    """lr_too_high for a run that blew up before it finished one epoch (no curve to read)."""
+    init = ctx.initial_loss
+    start = f" (loss at initialisation {_fmt(init)})" if init is not None else ""
+    return Finding(
+        code="lr_too_high",
+        title="Loss exploding (LR too high)",
+        evidence=(
+            f"the run was stopped for divergence {_where_diverged(ctx, 1)}, before any epoch "
+            f"finished{start}: the first updates made the loss blow up"
+        ),
+        advice=(
+            "lower the learning rate (about 10x, or to what `lrtune find` suggests); "
+            "add gradient clipping or a warmup if it only blows up early"
+        ),
+        severity="error",
+        start_epoch=1,
+        end_epoch=1,
+        curve="train_loss",
+        numbers={"diverged_epoch": 1.0, "diverged_step": float(ctx.diverged_step or 0)},
+    )
+
+
 def _decay_events(lr: np.ndarray) -> list[int]:
     """Indices where the LR first falls to <= DECAY_RATIO of the peak since the last event."""
     events: list[int] = []
@@ -531,8 +567,8 @@ def _decayed_too_early(c: Curves, ctx: Context) -> Finding | None:
         evidence=(
             f"the LR was cut from {lr_before:.3g} to {float(c.lr[d]):.3g} at epoch {_ep(c, d)} "
             f"({_pct(d / n)} into the run) while the train loss was still falling "
-            f"{100 * math.expm1(pre):.1f}%/epoch; after the cut it fell only "
-            f"{100 * math.expm1(max(post, 0.0)):.1f}%/epoch (epochs {_ep(c, d + 1)}-{_ep(c, end)}; "
+            f"{_drop_pct(pre)}/epoch; after the cut it fell only "
+            f"{_drop_pct(max(post, 0.0))}/epoch (epochs {_ep(c, d + 1)}-{_ep(c, end)}; "
             f"threshold {PLATEAU_RATE_RATIO:g}x the earlier rate)"
         ),
         advice=(
@@ -838,6 +874,7 @@ def diagnose_curves(
     baseline_name: str = "baseline",
     metric_mode: str = "max",
     diverged: bool = False,
+    diverged_step: int | None = None,
     patterns: Iterable[str] | None = None,
 ) -> list[Finding]:
     """Label a run's learning curves with the patterns practitioners read.
@@ -851,11 +888,13 @@ def diagnose_curves(
         baseline_name: how to name the baseline in evidence text (e.g. 'ln(10)').
         metric_mode: 'max' if a higher val_metric is better, 'min' otherwise.
         diverged: the run was stopped for divergence (TrainResult.status == 'diverged').
+        diverged_step: the 1-based optimizer step where it was stopped (for evidence text).
         patterns: codes to run (default: all of PATTERNS).
 
     Returns:
         Findings, errors first, then warnings, then info; each pattern at most once.
         An empty list means the curves look healthy (or there were < MIN_EPOCHS epochs).
+        A run that diverged before its first epoch ended gets `lr_too_high` alone.
 
     Raises:
         ConfigError: an unknown pattern code, a bad metric_mode, or a record with no train_loss.
@@ -868,10 +907,13 @@ def diagnose_curves(
             raise ConfigError(unknown_name("diagnosis pattern", code, PATTERNS))
     curves = records if isinstance(records, Curves) else curves_from_records(records)
     blew_up = diverged or not np.isfinite(curves.train_loss).all()
-    if len(curves) == 0 or (len(curves) < MIN_EPOCHS and not blew_up):
-        return []
     init = _clean(initial_loss)
     base = _clean(baseline_loss)
+    if len(curves) == 0 and diverged and "lr_too_high" in codes:
+        ctx0 = Context(base or init, baseline_name, init, base, metric_mode, True, diverged_step)
+        return [_diverged_before_first_epoch(ctx0)]
+    if len(curves) == 0 or (len(curves) < MIN_EPOCHS and not blew_up):
+        return []
     ref: float | None
     if base is not None:
         ref, ref_name = base, baseline_name
@@ -880,7 +922,7 @@ def diagnose_curves(
     else:
         first = float(curves.train_loss[0])
         ref, ref_name = (first, _EPOCH1) if math.isfinite(first) else (None, "none")
-    ctx = Context(ref, ref_name, init, base, metric_mode, diverged)
+    ctx = Context(ref, ref_name, init, base, metric_mode, diverged, diverged_step)
     if len(curves) < MIN_EPOCHS:
         codes = [c for c in codes if c == "lr_too_high"]
     found = [f for f in (PATTERNS[code].detect(curves, ctx) for code in codes) if f is not None]

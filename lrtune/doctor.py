@@ -1088,3 +1088,150 @@ def run_doctor(
 def parse_names(values: Iterable[str]) -> tuple[str, ...]:
     """Split '--only a,b --only c' into ('a', 'b', 'c')."""
     return tuple(n.strip() for v in values for n in str(v).split(",") if n.strip())
+
+
+# -- reuse by other commands ----------------------------------------------------------------
+def know_nothing_loss(
+    task: Task, *, batch_size: int | None = None, device: str = "cpu", seed: int = 0
+) -> tuple[float | None, str]:
+    """The loss of a model that knows nothing, and its name (see the `initial_loss` check).
+
+    ln C for C-class cross-entropy, Var(y) for MSE regression, the loss of an all-zero output
+    for a custom `loss_fn`. `lrtune check` judges its learning curves against it.
+
+    Returns:
+        (value, name), or (None, 'none') when there is no reference (a custom step(), or the
+        task's code raising while it is measured).
+    """
+    from lrtune.runtime import resolve_device
+
+    settings = DoctorSettings(batch_size=batch_size, device=device, seed=seed)
+    ctx = _Ctx(task, settings, resolve_device(device))
+    try:
+        return _reference_loss(ctx)
+    except Exception:  # advice only: a task that cannot be measured has no reference
+        return None, "none"
+
+
+def plot_data_to_json(plot_data: Mapping[str, Any]) -> dict[str, Any]:
+    """The data behind the doctor's plots as plain JSON, so `lrtune report` can redraw them.
+
+    'overfit' is kept as is (losses per step, target, ...); 'range_test' becomes the range
+    test's settings, rule, checksums and per-repeat curves.
+    """
+    out: dict[str, Any] = {}
+    if "overfit" in plot_data:
+        out["overfit"] = dict(plot_data["overfit"])
+    result = plot_data.get("range_test")
+    if result is not None and hasattr(result, "curves"):
+        out["range_test"] = {
+            "settings": asdict(result.settings),
+            "rule": result.rule,
+            "checksum_before": result.checksum_before,
+            "checksum_after": result.checksum_after,
+            "seconds": result.seconds,
+            "info": dict(result.info),
+            "curves": [
+                {
+                    "lrs": list(c.lrs),
+                    "losses": list(c.losses),
+                    "smoothed": list(c.smoothed),
+                    "stop_reason": c.stop_reason,
+                    "seed": c.seed,
+                    "seconds": c.seconds,
+                    "steps_run": c.steps_run,
+                    "skipped_steps": list(c.skipped_steps),
+                    "val_lrs": None if c.val_lrs is None else list(c.val_lrs),
+                    "val_losses": None if c.val_losses is None else list(c.val_losses),
+                }
+                for c in result.curves
+            ],
+        }
+    return out
+
+
+def plot_data_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of `plot_data_to_json`: 'range_test' is rebuilt as a RangeTestResult.
+
+    The suggestions are recomputed from the saved curve by the same rules.
+    """
+    import numpy as np
+
+    out: dict[str, Any] = {}
+    if "overfit" in data:
+        overfit = dict(data["overfit"])
+        overfit["losses"] = [math.nan if v is None else float(v) for v in overfit["losses"]]
+        out["overfit"] = overfit
+    saved = data.get("range_test")
+    if saved:
+        from lrtune.rangetest import Curve, RangeTestSettings, build_result, reading_curve
+
+        def arr(values: Sequence[float | None] | None) -> Any:
+            if values is None:
+                return None
+            return np.array([math.nan if v is None else float(v) for v in values])
+
+        settings = RangeTestSettings(**saved["settings"])
+        curves = []
+        for c in saved["curves"]:
+            raw = arr(c["losses"])
+            curves.append(
+                Curve(
+                    lrs=arr(c["lrs"]),
+                    losses=raw,
+                    smoothed=arr(c["smoothed"]),
+                    stop_reason=c["stop_reason"],
+                    seed=c["seed"],
+                    seconds=c["seconds"],
+                    steps_run=c["steps_run"],
+                    skipped_steps=list(c.get("skipped_steps") or []),
+                    val_lrs=arr(c.get("val_lrs")),
+                    val_losses=arr(c.get("val_losses")),
+                    centered=reading_curve(raw, c["stop_reason"], settings),
+                )
+            )
+        result = build_result(
+            settings,
+            curves,
+            saved["rule"],
+            saved.get("checksum_before", ""),
+            saved.get("checksum_after", ""),
+            saved.get("seconds", 0.0),
+        )
+        result.info.update(saved.get("info") or {})
+        out["range_test"] = result
+    return out
+
+
+def report_from_dict(body: Mapping[str, Any]) -> DoctorReport:
+    """Rebuild a DoctorReport from doctor.json's body (for `lrtune report`).
+
+    Raises:
+        ConfigError: the body is not a doctor report (missing keys, bad values).
+    """
+    try:
+        raw = dict(body["settings"])
+        for key in ("only", "skip"):
+            raw[key] = tuple(raw.get(key) or ())
+        known = set(DoctorSettings.__dataclass_fields__)
+        settings = DoctorSettings(**{k: v for k, v in raw.items() if k in known})
+        fields = set(CheckResult.__dataclass_fields__)
+        checks = [
+            CheckResult(**{k: v for k, v in c.items() if k in fields}) for c in body["checks"]
+        ]
+        return DoctorReport(
+            task=str(body["task"]),
+            settings=settings,
+            checks=checks,
+            plots=dict(body.get("plots") or {}),
+            seconds=float(body.get("seconds") or 0.0),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"doctor.json is not an lrtune doctor report ({exc!r})") from None
+
+
+def rerender(run_dir: Path, console: Any) -> list[Path]:
+    """`lrtune report RUN_DIR` on a doctor run (drawing lives in lrtune.report.doctor_report)."""
+    from lrtune.report.doctor_report import rerender as redraw
+
+    return redraw(run_dir, console)

@@ -55,13 +55,14 @@ def check(
         load_baseline,
         parse_check_config,
         preflight,
+        reference_loss,
         run_check,
         run_setup,
         steps_per_epoch,
     )
     from lrtune.errors import ConfigError
-    from lrtune.report.check_report import setup_line, table_rows, write_outputs
-    from lrtune.report.rundir import make_run_dir, to_json, write_json
+    from lrtune.report.check_report import setup_line, show, write_outputs
+    from lrtune.report.rundir import make_run_dir, write_json
     from lrtune.runtime import resolve_device
     from lrtune.task import load_task
     from lrtune.training import resolve_lr
@@ -98,23 +99,11 @@ def check(
 
         result = run_check(cfg, task, lr=lr, device=device, seed=seed, on_epoch=on_epoch)
 
-    report = evaluate(cfg, result, setup=setup, baseline=baseline)
+    reference = reference_loss(cfg, task, device)
+    report = evaluate(cfg, result, setup=setup, baseline=baseline, reference=reference)
     paths = write_outputs(report, run_dir, junit=junit, summary=summary, timestamp=started)
 
-    if as_json:
-        console.result(to_json(report.to_dict()).rstrip())
-    elif console.plain:  # CI logs: greppable lines; the table wraps badly at 80 columns
-        for r in report.results:
-            console.result(f"{r.verdict.upper():5}  {r.message}")
-        console.result(report.headline)
-    else:
-        console.table(
-            f"lrtune check {cfg.name}",
-            ("criterion", "measured", "threshold", "verdict"),
-            table_rows(report),
-            to_stdout=True,
-        )
-        console.result(report.headline)
+    show(console, report, as_json=as_json)
     for line in report.warnings:
         console.warning(line)
     if update_baseline and ref is not None:

@@ -65,8 +65,9 @@ def doctor(task: str, **o: Any) -> None:
     Prints a table (check, verdict, measured, advice), writes doctor.json and evidence
     plots into the run directory. Exit code 1 when any check FAILs, 0 otherwise.
     """
-    from lrtune.doctor import DoctorSettings, parse_names, run_doctor
+    from lrtune.doctor import DoctorSettings, parse_names, plot_data_to_json, run_doctor
     from lrtune.report.diagnosis_plot import write_doctor_plots
+    from lrtune.report.doctor_report import render, summary_line
     from lrtune.report.rundir import make_run_dir, to_json, write_json
 
     console = make_console(o["quiet"], o["verbose"])
@@ -89,36 +90,15 @@ def doctor(task: str, **o: Any) -> None:
     run_dir = make_run_dir("doctor", o["out"])
     report.plots = write_doctor_plots(run_dir, plot_data)
     data = report.to_dict()
-    write_json(run_dir / "doctor.json", data)
+    # The plots' data, so `lrtune report RUN_DIR` can redraw them without re-running
+    # (in the file only: --json prints the report, not hundreds of curve points).
+    write_json(run_dir / "doctor.json", {**data, "plot_data": plot_data_to_json(plot_data)})
     render(console, report, to_stdout=not o["as_json"])
-    counts = report.counts()
-    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     console.info(
         f"wrote {run_dir}/ (doctor.json{''.join(', ' + k + '.png' for k in report.plots)})"
     )
     if o["as_json"]:
         console.result(to_json(data).rstrip())
     else:
-        verdict = "FAILED" if counts["FAIL"] else "ok"
-        console.result(f"doctor: {verdict} ({summary}) in {report.seconds:.1f}s")
+        console.result(summary_line(report))
     raise SystemExit(int(report.exit_code))
-
-
-def render(console: Any, report: Any, to_stdout: bool) -> None:
-    """The report as a table (rich on a terminal) or as plain lines (CI, pipes)."""
-    if console.plain:
-        lines = []
-        for c in report.checks:
-            lines.append(f"{c.verdict:<4}  {c.title}: {c.measured}")
-            if c.advice:
-                lines.append(f"      -> {c.advice}")
-        text = "\n".join(lines)
-        if to_stdout:
-            console.result(text)
-        else:
-            console.info(text)
-        return
-    rows = [(c.title, c.verdict, c.measured, c.advice) for c in report.checks]
-    console.table(
-        f"lrtune doctor: {report.task}", ("check", "verdict", "measured", "advice"), rows, to_stdout
-    )

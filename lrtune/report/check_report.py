@@ -1,4 +1,6 @@
-"""Render a CheckReport: JUnit XML, a markdown summary, the loss-curve PNG, result.json.
+"""Render a CheckReport: the terminal report, JUnit XML, a markdown summary, the loss-curve
+PNG, diagnosis PNGs and result.json; and `rerender`, which redraws a check run directory
+from its result.json (`lrtune report RUN_DIR`).
 
 Plots follow compute-then-draw: `curve_plot_data(report)` returns the numbers (tests
 assert on them) and `draw_curves(data)` only draws.
@@ -6,8 +8,10 @@ assert on them) and `draw_curves(data)` only draws.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -16,8 +20,10 @@ from lrtune.report.rundir import save_figure, write_json, write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from lrtune.check import CheckReport, CriterionResult
+    from lrtune.diagnose import Finding
 
 VERDICT_MARK = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
+SEVERITY_MARK = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}
 FILES = {
     "result": "result.json",
     "junit": "junit.xml",
@@ -46,6 +52,84 @@ def table_rows(report: CheckReport) -> list[tuple[str, str, str, str]]:
     return [(r.key, r.measured_text, r.threshold_text, r.verdict.upper()) for r in report.results]
 
 
+def _epochs(f: Finding) -> str:
+    if f.start_epoch == f.end_epoch:
+        return f"epoch {f.start_epoch}"
+    return f"epochs {f.start_epoch}-{f.end_epoch}"
+
+
+def diagnosis_verdict(report: CheckReport) -> str:
+    """One line: what the learning-curve diagnosis found, or why it found nothing."""
+    from lrtune.diagnose import MIN_EPOCHS
+
+    found = report.diagnosis
+    if found:
+        return "diagnosis: " + "; ".join(f"{f.code} ({f.severity}): {f.title}" for f in found)
+    if report.passed:
+        return "diagnosis: healthy learning curves"
+    n = len(report.records)
+    if report.status == "failed":
+        return "diagnosis: none (the run raised an error before its curves could be read)"
+    if n < MIN_EPOCHS:
+        return (
+            f"diagnosis: none ({n} epoch{'s' if n != 1 else ''} are too few to read a curve; "
+            f"the patterns need {MIN_EPOCHS})"
+        )
+    return (
+        f"diagnosis: the {n}-epoch learning curves show no known problem pattern; "
+        "compare the measured values with the thresholds"
+    )
+
+
+def diagnosis_lines(report: CheckReport, width: int | None = None) -> list[str]:
+    """The diagnosis in plain words for the terminal and CI logs.
+
+    A passing check gets the one-line verdict; a failing one gets each finding (title,
+    the numbers that triggered it, what to do). `width` wraps lines (None: no wrapping).
+    """
+    head = diagnosis_verdict(report)
+    if report.passed or not report.diagnosis:
+        return [head]
+    lines = ["diagnosis of the learning curves (why it failed):"]
+    indent = " " * 11
+    for f in report.diagnosis:
+        parts = (
+            (f"  {f.severity.upper():8} {f.title} · {f.code} · {_epochs(f)}", indent),
+            (f"{indent}{f.evidence}", indent),
+            (f"{indent}-> {f.advice}", indent + "   "),
+        )
+        for part, hang in parts:
+            lines += textwrap.wrap(part, width, subsequent_indent=hang) if width else [part]
+    return lines
+
+
+def show(console: Any, report: CheckReport, as_json: bool = False) -> None:
+    """Print the report: the criteria (table or CI lines), the diagnosis, the headline.
+
+    Everything goes to stdout, the headline last; `as_json` prints result.json instead.
+    """
+    from lrtune.report.rundir import to_json
+
+    if as_json:
+        console.result(to_json(report.to_dict()).rstrip())
+        return
+    if console.plain:  # CI logs: greppable lines; the table wraps badly at 80 columns
+        for r in report.results:
+            console.result(f"{r.verdict.upper():5}  {r.message}")
+        width = None
+    else:
+        console.table(
+            f"lrtune check {report.name}",
+            ("criterion", "measured", "threshold", "verdict"),
+            table_rows(report),
+            to_stdout=True,
+        )
+        width = max(60, console.out.width - 1)
+    for line in diagnosis_lines(report, width):
+        console.result(line)
+    console.result(report.headline)
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -58,8 +142,33 @@ def _num(value: Any) -> str:
     return str(value)
 
 
-def markdown(report: CheckReport, png: str | None = None) -> str:
-    """The markdown summary (GitHub step summary, GitLab/MR comments)."""
+def markdown_diagnosis(report: CheckReport, pngs: Mapping[str, str] | None = None) -> list[str]:
+    """The summary's diagnosis: a section on a failure, one line on a pass."""
+    if report.passed or not report.diagnosis:
+        verdict = diagnosis_verdict(report).removeprefix("diagnosis: ")
+        return ["", f"**Learning curves:** {_md_escape(verdict)}"]
+    lines = ["", "### Diagnosis of the learning curves", ""]
+    for f in report.diagnosis:
+        lines += [
+            f"- {SEVERITY_MARK.get(f.severity, '')} **{_md_escape(f.title)}** "
+            f"(`{f.code}`, {_epochs(f)}): {_md_escape(f.evidence)}.  ",
+            f"  *What to do:* {_md_escape(f.advice)}.",
+        ]
+    for code, png in (pngs or {}).items():
+        lines += ["", f"![diagnosis: {code}]({png})"]
+    return lines
+
+
+def markdown(
+    report: CheckReport, png: str | None = None, diagnosis_pngs: Mapping[str, str] | None = None
+) -> str:
+    """The markdown summary (GitHub step summary, GitLab/MR comments).
+
+    Args:
+        report: the check report.
+        png: the loss-curve image to link (a path relative to the summary), or None.
+        diagnosis_pngs: finding code -> diagnosis image to link, likewise.
+    """
     mark = "✅" if report.passed else "❌"
     word = "passed" if report.passed else "failed"
     lines = [
@@ -80,6 +189,7 @@ def markdown(report: CheckReport, png: str | None = None) -> str:
         lines += ["", f"**Run {report.status}:** {_md_escape(report.error)}"]
     for w in report.warnings:
         lines += ["", f"> warning: {_md_escape(w)}"]
+    lines += markdown_diagnosis(report, diagnosis_pngs)
     if png:
         lines += ["", f"![loss curve]({png})"]
     lines += [
@@ -141,6 +251,8 @@ def junit_xml(report: CheckReport, timestamp: str | None = None) -> str:
             node.text = _case_detail(report, r)
         out = ET.SubElement(case, "system-out")
         out.text = f"{r.help}\nmeasured: {r.measured_text}\nthreshold: {r.threshold_text}"
+    if not report.passed:  # the suite's own output: why it failed, from the curves
+        ET.SubElement(suite, "system-out").text = "\n".join(diagnosis_lines(report))
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return f'<?xml version="1.0" encoding="UTF-8"?>\n{body}\n'
@@ -156,7 +268,7 @@ def _case_detail(report: CheckReport, r: CriterionResult) -> str:
             f"last epoch {last.get('epoch')}: train_loss {_num(last.get('train_loss'))}, "
             f"val_loss {_num(last.get('val_loss'))}, val_metric {_num(last.get('val_metric'))}"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *diagnosis_lines(report)])
 
 
 # --------------------------------------------------------------------------- plot
@@ -197,6 +309,7 @@ class CurvePlotData(NamedTuple):
     baseline_worst: tuple[float, float, str] | None  # (x, y, label) when beyond tolerance
     log_y: bool
     epochs_planned: float
+    diagnosis: list[str]  # footer lines on a failed check: each finding and what to do
 
 
 def _threshold_lines(report: CheckReport, spe: float) -> list[Line]:
@@ -273,6 +386,12 @@ def curve_plot_data(report: CheckReport) -> CurvePlotData:
         baseline_worst=_baseline_worst(records, base, tolerance),
         log_y=log_y,
         epochs_planned=float(report.setup.get("epochs") or len(records) or 1),
+        diagnosis=[]
+        if report.passed
+        else [
+            f"Diagnosis ({_epochs(f)}): {f.title}. What to do: {f.advice}."
+            for f in report.diagnosis
+        ],
     )
 
 
@@ -491,10 +610,41 @@ def draw_curves(data: CurvePlotData) -> Any:
     )
     axes[-1][0].set_xlim(0, right + 0.1)
     fig.tight_layout()
+    if data.diagnosis:  # below the axes; save_figure's tight bbox keeps it in the PNG
+        text = "\n".join(textwrap.fill(line, 120) for line in data.diagnosis)
+        fig.text(0.01, -0.01, text, fontsize=8.5, va="top", ha="left", color="darkred")
     return fig
 
 
 # --------------------------------------------------------------------------- files
+def write_run_files(
+    report: CheckReport, run_dir: Path, timestamp: str | None = None
+) -> dict[str, Path]:
+    """Write junit.xml, loss_curve.png, summary.md and, on a failure, diagnosis PNGs.
+
+    Everything but result.json: `rerender` calls this on a saved report.
+
+    Returns:
+        name -> path of every file written (diagnosis PNGs as 'diagnosis_<code>').
+    """
+    from lrtune.report.diagnosis_plot import write_diagnosis_plots
+
+    paths: dict[str, Path] = {}
+    paths["junit"] = write_text(run_dir / FILES["junit"], junit_xml(report, timestamp))
+    paths["curve"] = save_figure(draw_curves(curve_plot_data(report)), run_dir / FILES["curve"])
+    # One figure per finding, when there is an epoch curve to shade (a run that blew up
+    # in its first epoch has none: loss_curve.png shows its steps and the diagnosis).
+    pngs: dict[str, str] = {}
+    if not report.passed and report.diagnosis and len(report.records) >= 2:
+        written = write_diagnosis_plots(report.records, report.diagnosis, run_dir)
+        for finding, path in zip(report.diagnosis, written, strict=True):
+            paths[path.stem] = path
+            pngs[finding.code] = path.name
+    summary = markdown(report, FILES["curve"], pngs)
+    paths["summary"] = write_text(run_dir / FILES["summary"], summary)
+    return paths
+
+
 def write_outputs(
     report: CheckReport,
     run_dir: Path,
@@ -503,7 +653,7 @@ def write_outputs(
     summary: str | Path | None = None,
     timestamp: str | None = None,
 ) -> dict[str, Path]:
-    """Write result.json, junit.xml, summary.md and loss_curve.png into the run dir.
+    """Write result.json and every file of `write_run_files` into the run dir.
 
     Also copies the JUnit XML / summary to `junit` / `summary` when given, and appends
     the summary to $GITHUB_STEP_SUMMARY when that variable is set.
@@ -511,14 +661,11 @@ def write_outputs(
     Returns:
         name -> path of every file written.
     """
-    paths: dict[str, Path] = {}
-    paths["result"] = write_json(run_dir / FILES["result"], report.to_dict())
-    xml = junit_xml(report, timestamp)
-    paths["junit"] = write_text(run_dir / FILES["junit"], xml)
-    paths["curve"] = save_figure(draw_curves(curve_plot_data(report)), run_dir / FILES["curve"])
-    paths["summary"] = write_text(run_dir / FILES["summary"], markdown(report, FILES["curve"]))
+    body = {**report.to_dict(), "started": timestamp}
+    paths = {"result": write_json(run_dir / FILES["result"], body)}
+    paths.update(write_run_files(report, run_dir, timestamp))
     if junit:
-        paths["junit_copy"] = write_text(Path(junit), xml)
+        paths["junit_copy"] = write_text(Path(junit), junit_xml(report, timestamp))
     if summary:
         paths["summary_copy"] = write_text(Path(summary), markdown(report))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -528,3 +675,35 @@ def write_outputs(
             fh.write(markdown(report) + "\n")
         paths["github_step_summary"] = Path(step_summary)
     return paths
+
+
+def rerender(run_dir: Path, console: Any) -> list[Path]:
+    """`lrtune report RUN_DIR` on a check run: redraw every file from result.json.
+
+    Re-reads the learning curves with the current diagnosis, rewrites junit.xml,
+    summary.md, loss_curve.png (and diagnosis PNGs on a failure), and prints the report
+    as `lrtune check` does. result.json itself is left as it was. Nothing is trained.
+
+    Returns:
+        The files written.
+
+    Raises:
+        ConfigError: result.json is missing, unreadable or not a check result.
+    """
+    from lrtune.check import CheckReport
+    from lrtune.errors import ConfigError
+
+    path = Path(run_dir) / FILES["result"]
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable check result ({exc})") from None
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: not an lrtune check result.json")
+    try:
+        report = CheckReport.from_dict(body)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    written = write_run_files(report, Path(run_dir), body.get("started"))
+    show(console, report)
+    return list(written.values())
