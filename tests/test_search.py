@@ -446,3 +446,49 @@ def test_config_error_names_file_and_key(tmp_path: Path, tiny_task: Path) -> Non
     path = write_config(tmp_path / "x.yaml", tiny_task, search={"top_k": "five"})
     with pytest.raises(ConfigError, match=r"x\.yaml: search: 'top_k' must be an integer"):
         load_search_config(path)
+
+
+def test_lr_auto_runs_the_range_test_once_and_resume_reuses_it(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    cfg = load_search_config(
+        write_config(
+            tmp_path / "a.yaml",
+            tiny_task,
+            lr="auto",
+            epochs=1,
+            schedule={"name": "step", "step_size": [1, 2]},
+            search={"seeds": [0]},
+        )
+    )
+    events: list[Any] = []
+    first = run_search(cfg, tmp_path / "run", max_trials=1, on_event=events.append)
+    lr = first.lr_auto
+    assert lr is not None and lr > 0 and [e.value for e in events if e.kind == "lr_auto"] == [lr]
+    assert not first.finished
+    events.clear()
+    second = run_search(cfg, tmp_path / "run", resume=True, on_event=events.append)
+    assert second.finished and second.lr_auto == lr and second.ran_now == 1
+    assert not [e for e in events if e.kind == "lr_auto"]  # the range test did not run again
+    assert {t.lr for t in second.trials} == {lr}
+
+
+def test_pruning_waits_until_the_schedules_differ(tmp_path: Path, tiny_task: Path) -> None:
+    from lrtune.search.runner import first_difference_epoch
+
+    assert first_difference_epoch([[1.0, 1.0, 0.5, 0.5], [1.0, 1.0, 1.0, 1.0]], 2, 2) == 2
+    assert first_difference_epoch([[1.0, 1.0], [1.0, 1.0]], 1, 2) == 3  # never
+    cfg = load_search_config(
+        write_config(
+            tmp_path / "p.yaml",
+            tiny_task,
+            epochs=4,
+            schedule={"name": "step", "step_size": [2, 3], "gamma": 0.1},
+            search={"seeds": [0, 1], "pruner": "asha"},
+        )
+    )
+    res = run_search(cfg, tmp_path / "run")
+    assert res.prune_from == {"main": 3}  # step_size 2 first decays in epoch 3
+    assert all(t.epochs_run >= 3 for t in res.trials)  # nothing stopped before epoch 3
+    ranked = [c for c in res.ranking["main"] if c.rank is not None]
+    assert ranked and all(c.values for c in ranked)  # ranked on their completed seeds

@@ -151,7 +151,9 @@ def _fmt(v: Any) -> str:
 
 
 def _params(point: Any, names: list[str]) -> str:
-    return ", ".join(f"{n}={_fmt(point.get(n))}" for n in names if n in point) or "(fixed)"
+    from lrtune.report.search_plots import point_label
+
+    return point_label(point, names)
 
 
 class LiveTrials:
@@ -198,6 +200,15 @@ class LiveTrials:
             self.pass_name, self.total, self.done = e.pass_name, e.total or 0, e.done or 0
             if self.pass_name != "main":
                 self.console.info(f"{self.pass_name} pass: {self.total} trials, {e.epochs} epochs")
+            first = e.epoch or 1
+            if self.cfg.settings.pruner != "none" and first > 1:
+                never = first > (e.epochs or 0)
+                self.console.info(
+                    f"{self.pass_name} pass: no pruning: every schedule has the same LR curve"
+                    if never
+                    else f"{self.pass_name} pass: pruning from epoch {first}: before it "
+                    "every schedule has the same LR"
+                )
         elif e.kind == "trial_start":
             self.rows[(e.pass_name, e.number)] = {
                 "number": e.number,
@@ -238,11 +249,11 @@ class LiveTrials:
             self.live.update(self._table())
 
     def _plain_line(self, row: dict[str, Any]) -> None:
-        err = f" ({row['error']})" if row.get("error") and row["state"] != "pruned" else ""
+        err = f"  {row['error']}" if row.get("error") and row["state"] != "pruned" else ""
         self.console.info(
-            f"[{self.done}/{self.total}] trial {row['number']} {row['state']}: "
-            f"{row['params']}, seed {row['seed']}: {self.metric} {_fmt(row['value'])} "
-            f"after {row['epoch']} epochs, {_fmt(row['seconds'])} s{err}"
+            f"[{self.done}/{self.total}] #{row['number']} {row['state']:<8} "
+            f"{self.metric} {_fmt(row['value'])}  epochs {row['epoch']}  "
+            f"{_fmt(row['seconds'])}s  {row['params']}, seed {row['seed']}{err}"
         )
 
     def _table(self) -> Any:
@@ -278,6 +289,8 @@ class LiveTrials:
 
 def _render(console: Any, result: Any, cfg: Any, run_dir: Path) -> None:
     """The ranked top-k table, then the answer line on stdout."""
+    from lrtune.report.search_plots import fmt_value
+
     top = result.top(cfg.settings.top_k)
     names = list(result.names)
     if top:
@@ -287,15 +300,16 @@ def _render(console: Any, result: Any, cfg: Any, run_dir: Path) -> None:
             rows.append(
                 (
                     c.rank,
-                    *[_fmt(c.point.get(n)) for n in names],
+                    *[fmt_value(c.point.get(n)) for n in names],
                     f"{c.mean:.4g}{spread}",
+                    c.seeds_text,
                     ", ".join(_fmt(v) for v in c.values),
                 )
             )
         console.table(
             f"Top {len(top)} of {len(result.ranking.get(result.final_pass, []))} configurations "
             f"({result.final_pass} pass, {result.epochs[result.final_pass]} epochs)",
-            ("rank", *names, f"mean {result.metric}", "per seed"),
+            ("rank", *names, f"mean {result.metric}", "seeds", "per seed"),
             rows,
         )
     counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n)

@@ -26,6 +26,11 @@ METRIC_LABELS = {
 TOP_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+def fmt_value(v: Any) -> str:
+    """A searched value as labels and tables show it."""
+    return _fmt(v)
+
+
 def point_label(point: Mapping[str, Any], names: Sequence[str] | None = None) -> str:
     """'gamma=0.1, step_size=2' for a point (only the searched names)."""
     keys = list(names) if names is not None else list(point)
@@ -33,8 +38,15 @@ def point_label(point: Mapping[str, Any], names: Sequence[str] | None = None) ->
 
 
 def _fmt(v: Any) -> str:
+    """A searched value in a label: 0.1, [3, 6], none, {epochs: 1}."""
+    if v is None:
+        return "none"
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
     return str(v)
 
 
@@ -115,7 +127,8 @@ def learning_curves_data(result: SearchResult, top_k: int = 5) -> CurvesData:
     log_y = result.metric != "val_metric" and bool(finite) and max(finite) / min(finite) > 20
     what = METRIC_LABELS.get(result.metric, result.metric)
     n = sum(1 for t in result.trials if t.pass_name == pass_name)
-    title = f"{what.capitalize()} per epoch, {n} trials" + (
+    better = "higher" if result.mode == "max" else "lower"
+    title = f"{what.capitalize()} per epoch, {n} trials, {better} is better" + (
         f" ({pass_name} pass)" if pass_name != "main" else ""
     )
     return CurvesData(
@@ -168,10 +181,21 @@ def draw_learning_curves(data: CurvesData) -> Any:
     axes[0][0].set_title(data.title, fontsize=10)
     if data.show_train:
         axes[0][1].set_title("Training loss per epoch (same trials)", fontsize=10)
-    if any(ln.label for ln in data.lines):
-        axes[0][0].legend(fontsize=7, loc="best", title="best first", title_fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        # Ranked entries first (#1, #2, ...), then 'pruned' and 'failed'.
+        order = sorted(range(len(labels)), key=lambda i: _legend_key(labels[i]))
+        axes[0][0].legend(
+            [handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="best"
+        )
     fig.tight_layout()
     return fig
+
+
+def _legend_key(label: str) -> tuple[int, int]:
+    if label.startswith("#"):
+        return (0, int(label[1:].split()[0]))
+    return (1, 0)
 
 
 def _wide(values: Sequence[float]) -> bool:
@@ -182,7 +206,8 @@ def _wide(values: Sequence[float]) -> bool:
 # -- schedules ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ScheduleLine:
-    """The LR of every optimizer step of one configuration, x in epochs."""
+    """The LR of every optimizer step of one configuration: lr[i] holds from x[i] to x[i+1]
+    (in epochs); the last value is repeated to close the run."""
 
     label: str
     x: list[float]
@@ -218,8 +243,8 @@ def schedules_data(result: SearchResult, top_k: int = 5) -> SchedulesData:
         lines.append(
             ScheduleLine(
                 label=f"#{c.rank} {point_label(c.point, result.names)} ({result.metric} {score})",
-                x=[(s + 1) / spe for s in range(len(lrs))],
-                lr=lrs,
+                x=[s / spe for s in range(len(lrs) + 1)],
+                lr=[*lrs, lrs[-1]],
                 color=TOP_COLORS[i % len(TOP_COLORS)],
             )
         )
@@ -246,13 +271,14 @@ def draw_schedules(data: SchedulesData) -> Any:
             label=ln.label,
             linewidth=2.4 if i == 0 else 1.4,
             zorder=10 - i,
+            drawstyle="steps-post",  # each optimizer step holds its LR until the next
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate")
     if data.log_y:
         ax.set_yscale("log")
     ax.set_title(data.title, fontsize=10)
-    ax.grid(True, alpha=0.3, which="both")
+    ax.grid(True, alpha=0.3)
     if data.lines:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -419,8 +445,6 @@ def draw_heatmap(data: HeatmapData) -> Any:
 
 
 def _tick(v: Any) -> str:
-    if isinstance(v, tuple):
-        return "[" + ",".join(str(x) for x in v) + "]"
     return _fmt(v)
 
 

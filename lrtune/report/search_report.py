@@ -3,13 +3,19 @@ report.md and result.json (the plots live in lrtune.report.search_plots)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lrtune.report.rundir import write_csv, write_json, write_text, write_yaml
-from lrtune.report.search_plots import METRIC_LABELS, point_label, write_search_plots
+from lrtune.report.search_plots import (
+    METRIC_LABELS,
+    fmt_value,
+    point_label,
+    write_search_plots,
+)
 from lrtune.search.results import ConfigSummary, SearchResult
 
 CURVE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_metric", "seconds")
@@ -18,9 +24,9 @@ CURVE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_metric", 
 def _cell(v: Any) -> Any:
     if isinstance(v, float):
         return "" if not math.isfinite(v) else f"{v:.6g}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(str(x) for x in v) + "]"
-    return v
+    if isinstance(v, (list, tuple, Mapping)):
+        return fmt_value(v)
+    return "" if v is None else v
 
 
 def _num(v: float | None, fmt: str = ".4g") -> str:
@@ -48,6 +54,7 @@ def trials_table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
         "epochs",
         "seconds",
         "lr",
+        "schedule",
         "diagnosis",
         "error",
     ]
@@ -61,7 +68,7 @@ def trials_table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
                 t.number,
                 t.config,
                 rank.get((t.pass_name, t.config)) or "",
-                *[_cell(t.point.get(n)) for n in result.names],
+                *[fmt_value(t.point.get(n)) for n in result.names],
                 t.seed,
                 t.status,
                 _cell(t.value),
@@ -74,6 +81,7 @@ def trials_table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
                 t.epochs_planned,
                 f"{t.seconds:.2f}",
                 _cell(t.lr),
+                json.dumps(dict(t.schedule), sort_keys=False) if t.schedule else "",
                 ";".join(t.diagnosis),
                 t.error or "",
             ]
@@ -175,21 +183,20 @@ def ranking_markdown(result: SearchResult, pass_name: str, k: int) -> list[str]:
     what = METRIC_LABELS.get(result.metric, result.metric)
     lines = [
         f"| rank | {' | '.join(result.names) or 'config'} | mean {what} | std over seeds "
-        "| per seed | trials |",
-        "|---:|" + "---|" * max(1, len(result.names)) + "---:|---:|---|---|",
+        "| seeds done | per seed | trials |",
+        "|---:|" + "---|" * max(1, len(result.names)) + "---:|---:|---:|---|---|",
     ]
     for c in shown:
-        params = " | ".join(str(_cell(c.point.get(n))) for n in result.names) or "(fixed)"
+        params = " | ".join(fmt_value(c.point.get(n)) for n in result.names) or "(fixed)"
         per_seed = ", ".join(f"{t.seed}: {_num(t.value)}" for t in c.trials)
         states = ", ".join(f"{n} {s}" for s, n in c.statuses.items())
         lines.append(
-            f"| {c.rank} | {params} | {_num(c.mean)} | {_num(c.std)} | {per_seed} | {states} |"
+            f"| {c.rank} | {params} | {_num(c.mean)} | {_num(c.std)} | {c.seeds_text} "
+            f"| {per_seed} | {states} |"
         )
     if unranked:
         lines.append("")
-        lines.append(
-            f"Not ranked ({len(unranked)} configurations with a pruned, failed or diverged seed):"
-        )
+        lines.append(f"Not ranked ({len(unranked)} configurations with no completed seed):")
         lines.append("")
         for c in unranked[:20]:
             states = ", ".join(f"{n} {s}" for s, n in c.statuses.items())
@@ -220,10 +227,21 @@ def report_markdown(result: SearchResult, cfg: Any, images: Sequence[str]) -> st
     out += [
         f"- trials: {len(result.trials)} ("
         + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-        + f"); wall time of this run {result.seconds:.1f} s",
+        + f"); training time {sum(t.seconds for t in result.trials):.1f} s in all, "
+        f"wall time of this invocation {result.seconds:.1f} s",
         f"- epochs run: {saved['epochs_run']} of {saved['epochs_full']} "
         f"(pruning saved {saved['epochs_saved_by_pruning']})",
     ]
+    if s.pruner != "none":
+        for p in result.passes:
+            first = result.prune_from.get(p, 1)
+            if first > result.epochs[p]:
+                out.append(f"- pass `{p}`: no pruning: the LR curves never differ")
+            elif first > 1:
+                out.append(
+                    f"- pass `{p}`: pruning from epoch {first} (before it every schedule "
+                    "has the same LR, so the trials would differ only by seed noise)"
+                )
     if not result.finished:
         out.append(f"- **unfinished**: continue with `lrtune search --resume {result.run_dir}`")
     best = result.best
@@ -234,7 +252,7 @@ def report_markdown(result: SearchResult, cfg: Any, images: Sequence[str]) -> st
         spread = _seed_spread(best)
         out += [
             f"{point_label(best.point, result.names)}: mean {what} **{_num(best.mean)}**"
-            + (f", std over {len(best.trials)} seeds {spread}" if spread else ""),
+            + (f", std over {len(best.values)} seeds {spread}" if spread else ""),
             "",
             f"Base LR {_num(best.lr)} with the schedule below "
             "(`best_schedule.yaml`, `best_schedule.py`, `best_config.yaml`):",
@@ -290,7 +308,7 @@ def write_best(result: SearchResult, cfg: Any, run_dir: Path) -> list[Path]:
         f"# Best schedule from lrtune search ({cfg.run.source}): "
         f"{point_label(best.point, result.names)}\n"
         f"# base lr {best.lr:.6g} ({cfg.run.optimizer.name}), {epochs} epochs; "
-        f"{result.metric} {_num(best.mean)}{spread} over {len(best.trials)} seed(s)\n"
+        f"{result.metric} {_num(best.mean)}{spread} over {len(best.values)} seed(s)\n"
     )
     written = [
         write_text(run_dir / "best_schedule.yaml", header + schedules.to_yaml(best.schedule))

@@ -3,7 +3,8 @@ report` see exactly what a live search saw).
 
 A *trial* is one training run (a point and a seed); a *configuration* is a point, whose
 trials differ only by seed. Configurations are ranked by the mean objective over their
-seeds; only configurations whose every seed completed are ranked.
+completed seeds (a pruner may stop some seeds of a configuration); a configuration with
+no completed seed is not ranked.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class ConfigSummary:
         return [t.value for t in self.trials if t.status == "complete" and t.value is not None]
 
     @property
+    def seeds_text(self) -> str:
+        """'2/2' completed seeds."""
+        return f"{len(self.values)}/{len(self.trials)}"
+
+    @property
     def statuses(self) -> dict[str, int]:
         """How many of its trials ended in each state."""
         out: dict[str, int] = {}
@@ -90,6 +96,8 @@ class SearchResult:
         optimizer: optimizer name (for the exported snippet).
         spaces: per pass, the searched dimensions in words (refine narrows them).
         kinds: per pass, each dimension's kind: 'choice', 'range' or 'log' (a log range).
+        prune_from: per pass, the first epoch a pruner may stop a trial (the first epoch in
+            which the pass's LR curves differ; epochs + 1 when they never do).
     """
 
     passes: list[str]
@@ -108,6 +116,7 @@ class SearchResult:
     optimizer: str = "sgd"
     spaces: dict[str, dict[str, str]] = field(default_factory=dict)
     kinds: dict[str, dict[str, str]] = field(default_factory=dict)
+    prune_from: dict[str, int] = field(default_factory=dict)
     run_dir: str = ""
 
     @property
@@ -206,10 +215,13 @@ def rank_configs(rows: Sequence[TrialRow], mode: str) -> list[ConfigSummary]:
     summaries = []
     for config, trials in groups.items():
         trials.sort(key=lambda r: r.seed)
-        done = [t.value for t in trials if t.status == "complete" and t.value is not None]
-        complete = len(done) == len(trials) and all(math.isfinite(v) for v in done)
-        mean = statistics.fmean(done) if complete else None
-        std = statistics.stdev(done) if complete and len(done) > 1 else None
+        done = [
+            t.value
+            for t in trials
+            if t.status == "complete" and t.value is not None and math.isfinite(t.value)
+        ]
+        mean = statistics.fmean(done) if done else None
+        std = statistics.stdev(done) if len(done) > 1 else None
         lr = next((t.lr for t in trials if t.lr is not None), None)
         schedule = next((t.schedule for t in trials if t.schedule), {})
         summaries.append(

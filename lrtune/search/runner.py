@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import queue as queue_mod
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lrtune.errors import ConfigError
 from lrtune.search.config import SearchConfig, refine_space
 from lrtune.search.drivers import get_driver
-from lrtune.search.pruners import get_pruner
 from lrtune.search.results import SearchResult, rank_configs, rows_from_study
 from lrtune.search.space import Range, Space, encode
 from lrtune.search.storage import (
@@ -49,318 +46,21 @@ from lrtune.search.storage import (
     quiet_optuna,
     recover_running,
 )
+from lrtune.search.trial import (
+    EventSink,
+    InlineExecutor,
+    PoolExecutor,
+    SearchEvent,
+    TrialJob,
+    TrialOutcome,
+    Worker,
+    WorkerSetup,
+    split_resources,
+)
 
 STUDY_PREFIX = "lrtune"
 POLL_SECONDS = 0.2
 WORKER_DIED = "the worker process died (out of memory, or killed)"
-
-
-# -- events (the engine's only way to the terminal) ----------------------------------------
-@dataclass(frozen=True)
-class SearchEvent:
-    """Something the CLI may show.
-
-    kind: 'lr_auto' (the range test picked `lr`), 'pass_start' (total = trials in the pass,
-    done = already finished), 'trial_start', 'epoch' (epoch, value), 'trial_end' (status,
-    value, seconds, error), 'pass_end'.
-    """
-
-    kind: str
-    pass_name: str = ""
-    number: int | None = None
-    config: int | None = None
-    point: Mapping[str, Any] | None = None
-    seed: int | None = None
-    epoch: int | None = None
-    epochs: int | None = None
-    value: float | None = None
-    status: str | None = None
-    seconds: float | None = None
-    error: str | None = None
-    total: int | None = None
-    done: int | None = None
-
-
-EventSink = Callable[[SearchEvent], None]
-
-
-# -- one trial (runs in the parent or in a worker process) ---------------------------------
-@dataclass(frozen=True)
-class TrialJob:
-    """What a worker needs to run one trial (picklable)."""
-
-    pass_name: str
-    study_name: str
-    number: int
-    trial_id: int
-    config: int
-    point: Mapping[str, Any]
-    seed: int
-    lr: float
-    schedule: Mapping[str, Any]
-    epochs: int
-
-
-@dataclass(frozen=True)
-class TrialOutcome:
-    """What a trial produced (picklable, JSON-able via to_attrs)."""
-
-    status: str
-    value: float | None
-    best: float | None
-    final: float | None
-    curve: list[dict[str, Any]]
-    error: str | None
-    seconds: float
-    steps: int
-    initial_loss: float | None
-    diagnosis: list[str]
-    lr: float
-    schedule: Mapping[str, Any]
-
-    def to_attrs(self) -> dict[str, Any]:
-        """JSON-safe dict for the trial's user attributes (NaN/inf become None)."""
-        from lrtune.report.rundir import _jsonable
-
-        return dict(_jsonable(asdict(self)))
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    """Everything a worker process needs besides the job (picklable)."""
-
-    task_path: str
-    storage: str
-    pruner: str
-    n_trials: int
-    metric: str
-    mode: str
-    objective: str
-    optimizer: str
-    optimizer_params: Mapping[str, Any]
-    batch_size: int | None
-    device: str
-    max_steps: int | None
-    threads: int | None = None
-    devices: tuple[str, ...] = ()
-
-
-@dataclass
-class _Worker:
-    """Per-process state: the loaded task, the storage and the studies opened so far."""
-
-    setup: WorkerSetup
-    task: Any
-    storage: Any
-    notify: EventSink
-    device: str
-    studies: dict[str, Any] = field(default_factory=dict)
-
-    def study(self, name: str) -> Any:
-        import optuna
-
-        if name not in self.studies:
-            pruner = get_pruner(self.setup.pruner).build(self.setup.n_trials)
-            self.studies[name] = optuna.load_study(
-                study_name=name, storage=self.storage, pruner=pruner
-            )
-        return self.studies[name]
-
-
-_WORKER: _Worker | None = None
-
-
-def _objective(curve: list[dict[str, Any]], metric: str, mode: str, objective: str) -> tuple:
-    values = [r.get(metric) for r in curve]
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    final = values[-1] if values and values[-1] is not None else None
-    best = (min(finite) if mode == "min" else max(finite)) if finite else None
-    value = final if objective == "final" else best
-    return value, best, final
-
-
-def _diagnosis(result: Any, mode: str) -> list[str]:
-    """Pattern codes from lrtune.diagnose (empty when it is unavailable or says nothing)."""
-    try:
-        from lrtune.diagnose import diagnose_curves
-    except ImportError:  # pragma: no cover - ships with lrtune
-        return []
-    try:
-        findings = diagnose_curves(
-            result.epochs,
-            initial_loss=result.initial_loss,
-            metric_mode=mode,
-            diverged=result.status == "diverged",
-        )
-    except Exception:  # diagnosis is advice: never let it fail a trial
-        return []
-    return [f.code for f in findings]
-
-
-def run_trial(job: TrialJob, worker: _Worker) -> TrialOutcome:
-    """Train one trial, reporting one value per epoch to the study's pruner."""
-    import optuna
-
-    from lrtune.training import train
-
-    setup = worker.setup
-    trial = optuna.trial.Trial(worker.study(job.study_name), job.trial_id)
-    prune = setup.pruner != "none"
-
-    def on_epoch(rec: Any) -> bool:
-        value = getattr(rec, setup.metric)
-        worker.notify(
-            SearchEvent(
-                "epoch",
-                job.pass_name,
-                number=job.number,
-                config=job.config,
-                seed=job.seed,
-                epoch=rec.epoch,
-                epochs=job.epochs,
-                value=value,
-            )
-        )
-        if value is None or not math.isfinite(value):
-            return False
-        trial.report(float(value), rec.epoch)
-        return prune and rec.epoch < job.epochs and trial.should_prune()
-
-    start = time.perf_counter()
-    try:
-        res = train(
-            worker.task,
-            lr=job.lr,
-            schedule=job.schedule,
-            epochs=job.epochs,
-            optimizer=setup.optimizer,
-            optimizer_params=setup.optimizer_params,
-            batch_size=setup.batch_size,
-            seed=job.seed,
-            device=worker.device,
-            max_steps=setup.max_steps,
-            on_epoch=on_epoch,
-        )
-    except ConfigError as exc:  # a schedule that does not fit this run
-        return TrialOutcome(
-            "failed",
-            None,
-            None,
-            None,
-            [],
-            str(exc),
-            time.perf_counter() - start,
-            0,
-            None,
-            [],
-            job.lr,
-            job.schedule,
-        )
-    curve = [r.to_dict() for r in res.epochs]
-    value, best, final = _objective(curve, setup.metric, setup.mode, setup.objective)
-    status, error = res.status, res.error
-    if status == "complete" and (value is None or not math.isfinite(value)):
-        status = "failed"
-        error = f"no finite {setup.metric} to rank this trial by"
-    return TrialOutcome(
-        status=status,
-        value=value,
-        best=best,
-        final=final,
-        curve=curve,
-        error=error,
-        seconds=res.seconds,
-        steps=res.steps,
-        initial_loss=res.initial_loss,
-        diagnosis=_diagnosis(res, setup.mode),
-        lr=job.lr,
-        schedule=dict(job.schedule),
-    )
-
-
-def _init_worker(setup: WorkerSetup, events: Any, counter: Any) -> None:
-    """Process-pool initializer: load the task file and open the storage once per worker."""
-    global _WORKER
-    import torch
-
-    from lrtune.task import load_task
-
-    quiet_optuna()
-    if setup.threads:
-        torch.set_num_threads(setup.threads)
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    device = setup.devices[index % len(setup.devices)] if setup.devices else setup.device
-
-    def notify(event: SearchEvent) -> None:
-        events.put(event)
-
-    _WORKER = _Worker(
-        setup=setup,
-        task=load_task(setup.task_path, check=False),
-        storage=open_storage(setup.storage),
-        notify=notify,
-        device=device,
-    )
-
-
-def _run_in_worker(job: TrialJob) -> TrialOutcome:
-    assert _WORKER is not None, "worker not initialised"
-    return run_trial(job, _WORKER)
-
-
-# -- executors -----------------------------------------------------------------------------
-class _InlineExecutor:
-    """Runs each job at submit time in this process (--workers 1)."""
-
-    def __init__(self, worker: _Worker) -> None:
-        self.worker = worker
-        self.broken = False
-
-    def submit(self, job: TrialJob) -> Future[TrialOutcome]:
-        fut: Future[TrialOutcome] = Future()
-        fut.set_result(run_trial(job, self.worker))
-        return fut
-
-    def drain(self) -> None:
-        """Events are delivered directly: nothing to drain."""
-
-    def shutdown(self, abort: bool = False) -> None:
-        """Nothing to stop."""
-
-
-class _PoolExecutor:
-    """Runs jobs in `workers` spawned processes; epoch events come back through a queue."""
-
-    def __init__(self, setup: WorkerSetup, workers: int, sink: EventSink) -> None:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        self.broken = False
-        self.sink = sink
-        self.events = ctx.Queue()
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(setup, self.events, ctx.Value("i", 0)),
-        )
-
-    def submit(self, job: TrialJob) -> Future[TrialOutcome]:
-        return self.pool.submit(_run_in_worker, job)
-
-    def drain(self) -> None:
-        while True:
-            try:
-                event = self.events.get_nowait()
-            except queue_mod.Empty:
-                return
-            self.sink(event)
-
-    def shutdown(self, abort: bool = False) -> None:
-        self.pool.shutdown(wait=not abort, cancel_futures=True)
-        self.drain()
 
 
 # -- the search ----------------------------------------------------------------------------
@@ -429,6 +129,23 @@ def _space_text(space: Space) -> dict[str, str]:
     return out
 
 
+def first_difference_epoch(curves: list[list[float]], spe: int, epochs: int) -> int:
+    """1-based epoch in which two LR curves (one LR per optimizer step) first differ, or
+    epochs + 1 when they never do."""
+    if len(curves) < 2:
+        return epochs + 1
+    for e in range(epochs):
+        window = [c[e * spe : (e + 1) * spe] for c in curves]
+        ref = window[0]
+        for other in window[1:]:
+            if len(other) != len(ref) or any(
+                not math.isclose(a, b, rel_tol=1e-9, abs_tol=0.0)
+                for a, b in zip(ref, other, strict=True)
+            ):
+                return e + 1
+    return epochs + 1
+
+
 def _space_kinds(space: Space) -> dict[str, str]:
     return {
         name: ("log" if dim.log else "range") if isinstance(dim, Range) else "choice"
@@ -443,6 +160,7 @@ class _Pass:
     space: Space
     epochs: int
     plan: list[dict[str, Any]]
+    prune_from: int = 1
 
 
 class Search:
@@ -512,11 +230,15 @@ class Search:
         loader = task.train_loader(batch_size=self.cfg.run.batch_size)
         try:
             spe = len(loader)
-        except TypeError:
-            spe = max(1, math.ceil((self.cfg.run.max_steps or 1) / self.cfg.run.epochs))
-        if self.cfg.run.max_steps:
-            spe = min(spe, self.cfg.run.max_steps)
+        except TypeError:  # an IterableDataset: train() spreads max_steps over the epochs
+            spe = math.ceil((self.cfg.run.max_steps or 1) / self.cfg.run.epochs)
         return max(1, spe)
+
+    def _run_epochs(self, epochs: int, spe: int) -> int:
+        """Epochs a trial actually lays its schedule over (max_steps caps the run)."""
+        if self.cfg.run.max_steps is None:
+            return epochs
+        return max(1, min(epochs, math.ceil(self.cfg.run.max_steps / spe)))
 
     def _lr_auto(self, task: Any, study: Any) -> float:
         if LR_AUTO in study.user_attrs:
@@ -528,7 +250,7 @@ class Search:
         self.emit(SearchEvent("lr_auto", value=lr))
         return lr
 
-    def _create_study(self, storage: Any, pass_name: str, n_trials: int) -> Any:
+    def _create_study(self, storage: Any, pass_name: str) -> Any:
         import optuna
 
         s = self.cfg.settings
@@ -537,7 +259,7 @@ class Search:
             storage=storage,
             direction=s.direction,  # type: ignore[arg-type]
             sampler=optuna.samplers.RandomSampler(seed=s.seed),
-            pruner=get_pruner(s.pruner).build(n_trials),
+            pruner=optuna.pruners.NopPruner(),  # the trials prune themselves (trial.py)
             load_if_exists=True,
         )
 
@@ -558,7 +280,7 @@ class Search:
         for point in points:
             spec = self._schedule_for(space, point, pass_name)
             try:
-                schedules.plan(spec, spe, epochs)
+                schedules.plan(spec, spe, self._run_epochs(epochs, spe))
             except ConfigError as exc:
                 at = ", ".join(f"{k}={v}" for k, v in point.items() if k != "lr")
                 raise ConfigError(
@@ -571,6 +293,30 @@ class Search:
         if pass_name == "coarse":
             spec = scale_schedule(spec, self.cfg.pass_epochs("coarse") / self.cfg.run.epochs)
         return spec
+
+    def _prune_from(self, p: _Pass, lr: float | None, spe: int) -> int:
+        """The first epoch in which two of the pass's LR curves differ (epochs + 1: never).
+
+        Before it every trial trains with the same LRs, so a pruner would only rank seed
+        noise: in a grid over decay epochs, say, nothing differs until the first decay.
+        """
+        from lrtune import schedules
+
+        epochs = self._run_epochs(p.epochs, spe)
+        curves = []
+        for point in p.plan:
+            base = float(point["lr"]) if "lr" in point else lr
+            if base is None:
+                return 1
+            try:
+                curves.append(
+                    schedules.lr_curve(
+                        self._schedule_for(p.space, point, p.name), base, spe, epochs
+                    )
+                )
+            except (ConfigError, TypeError, ValueError):
+                return 1  # cannot tell: allow pruning from the start
+        return first_difference_epoch(curves, spe, epochs)
 
     def _enqueue(self, p: _Pass) -> None:
         """Enqueue every planned (point, seed) that has no trial yet (idempotent)."""
@@ -636,6 +382,7 @@ class Search:
                 lr=trial_lr,
                 schedule=self._schedule_for(p.space, point, p.name),
                 epochs=p.epochs,
+                prune_from=p.prune_from,
             )
             return trial, job
 
@@ -683,7 +430,11 @@ class Search:
                 if KEY in t.user_attrs and ROLE not in t.user_attrs
             ]
         )
-        self.emit(SearchEvent("pass_start", p.name, total=total, done=done, epochs=p.epochs))
+        self.emit(
+            SearchEvent(
+                "pass_start", p.name, total=total, done=done, epochs=p.epochs, epoch=p.prune_from
+            )
+        )
         running: dict[Future[TrialOutcome], tuple[Any, TrialJob]] = {}
         try:
             while True:
@@ -739,7 +490,7 @@ class Search:
         threads: int | None = None
         devices: tuple[str, ...] = ()
         if s.workers > 1:
-            threads, devices = _split_resources(run.device, s.workers)
+            threads, devices = split_resources(run.device, s.workers)
         return WorkerSetup(
             task_path=str(Path(run.task).resolve()),
             storage=self.storage_spec,
@@ -764,9 +515,9 @@ class Search:
             return self._pool
         setup = self._worker_setup()
         if self.cfg.settings.workers == 1:
-            self._pool = _InlineExecutor(_Worker(setup, task, storage, self.emit, setup.device))
+            self._pool = InlineExecutor(Worker(setup, task, storage, self.emit, setup.device))
         else:
-            self._pool = _PoolExecutor(setup, self.cfg.settings.workers, self.emit)
+            self._pool = PoolExecutor(setup, self.cfg.settings.workers, self.emit)
         return self._pool
 
     def set_run_dir(self, run_dir: Path) -> None:
@@ -800,7 +551,7 @@ class Search:
         storage = open_storage(self.storage_spec)
         s = self.cfg.settings
         names = ["coarse", "refine"] if s.refine is not None else ["main"]
-        first = self._create_study(storage, names[0], self.cfg.n_trials())
+        first = self._create_study(storage, names[0])
         lr: float | None = None
         if self.cfg.space.lr == "auto":
             lr = self._lr_auto(task, first)
@@ -815,11 +566,12 @@ class Search:
                         break  # nothing completed in the coarse pass: nothing to refine
                     space = refine_space(self.cfg, best)
                     self._validate_fit(space, self.cfg.pass_epochs(name), spe, name)
-                    study = self._create_study(storage, name, self.cfg.n_trials())
+                    study = self._create_study(storage, name)
                 else:
                     space, study = self.cfg.space, first
                 p = _Pass(name, study, space, self.cfg.pass_epochs(name), [])
                 p.plan = self._plan(space, name)
+                p.prune_from = self._prune_from(p, lr, spe)
                 self.passes.append(p)
                 if self.resume:
                     recover_running(study, storage)
@@ -863,6 +615,7 @@ class Search:
             optimizer=self.cfg.run.optimizer.name,
             spaces={p.name: _space_text(p.space) for p in self.passes},
             kinds={p.name: _space_kinds(p.space) for p in self.passes},
+            prune_from={p.name: p.prune_from for p in self.passes},
             run_dir=str(self.run_dir),
         )
         for p in self.passes:
@@ -870,20 +623,6 @@ class Search:
             result.trials.extend(rows)
             result.ranking[p.name] = rank_configs(rows, s.mode)
         return result
-
-
-def _split_resources(device: str, workers: int) -> tuple[int | None, tuple[str, ...]]:
-    """Torch threads per worker on CPU, or one GPU per worker when several are present."""
-    import torch
-
-    from lrtune.runtime import resolve_device
-
-    dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is None and torch.cuda.device_count() > 1:
-        return None, tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
-    if dev.type == "cpu":
-        return max(1, (os.cpu_count() or 1) // workers), ()
-    return None, ()
 
 
 def run_search(
