@@ -907,8 +907,10 @@ class CheckReport:
         """
         try:
             return _report_from_dict(body)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"not an lrtune check result.json ({exc!r})") from None
+        except KeyError as exc:
+            raise ConfigError(f"not an lrtune check result (no {exc.args[0]!r} in it)") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"not an lrtune check result ({exc})") from None
 
 
 def _report_from_dict(body: Mapping[str, Any]) -> CheckReport:

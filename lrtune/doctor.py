@@ -1226,8 +1226,10 @@ def report_from_dict(body: Mapping[str, Any]) -> DoctorReport:
             plots=dict(body.get("plots") or {}),
             seconds=float(body.get("seconds") or 0.0),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"doctor.json is not an lrtune doctor report ({exc!r})") from None
+    except KeyError as exc:
+        raise ConfigError(f"not an lrtune doctor report (no {exc.args[0]!r} in it)") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"not an lrtune doctor report ({exc})") from None
 
 
 def rerender(run_dir: Path, console: Any) -> list[Path]:

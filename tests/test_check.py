@@ -73,6 +73,13 @@ def test_passing_example_exits_0_and_writes_every_file(tmp_path, monkeypatch):
         assert (out / name).is_file(), name
     saved = json.loads((out / "result.json").read_text())
     assert saved["schema_version"] == 1 and saved["passed"] and saved["exit_code"] == 0
+    # A pass keeps its output short: one diagnosis line, no diagnosis figures.
+    assert [ln for ln in res.stdout.splitlines() if "diagnosis" in ln] == [
+        next(ln for ln in res.stdout.splitlines() if ln.startswith("diagnosis: "))
+    ]
+    assert not list(out.glob("diagnosis_*.png"))
+    assert saved["command"] == "check"
+    assert saved["diagnosis_context"]["reference_name"] == "ln(10)"
     assert {c["criterion"] for c in saved["criteria"]} == set(CRITERIA) - {
         "val_metric_at_most",
         "max_steps",
@@ -108,6 +115,14 @@ def test_diverging_example_exits_1_naming_the_criterion(tmp_path, monkeypatch):
     msg = val_failure.get("message", "")
     assert "measured none (run diverged at step" in msg and "required < 0.3" in msg
     assert "❌ fail" in (tmp_path / "s.md").read_text()
+    # Why it failed, in plain words, between the criteria and the headline.
+    lines = res.stdout.splitlines()
+    at = lines.index("diagnosis of the learning curves (why it failed):")
+    assert lines[at - 1].startswith("FAIL   ") and "lr_too_high" in lines[at + 1]
+    assert "at step 4, during epoch 1" in res.stdout and "lower the learning rate" in res.stdout
+    assert "lower the learning rate" in (failure.text or "")  # the JUnit failure detail
+    saved = json.loads((out / "result.json").read_text())
+    assert [f["code"] for f in saved["diagnosis"]] == ["lr_too_high"]
     # --json: stdout is exactly result.json, for scripts.
     res = invoke(str(DIVERGE_CONFIG), "--out", str(tmp_path / "j"), "--json", "--quiet")
     assert res.exit_code == 1
@@ -139,6 +154,57 @@ def test_ci_command_from_repo_root_as_a_subprocess(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "epoch 5/5" in proc.stderr  # one plain log line per epoch under CI
+
+
+EARLY_DECAY = """
+epochs: 10
+lr: 0.05
+schedule: {name: step, interval: epoch, step_size: 2, gamma: 0.01}
+expect:
+  final_train_loss_below: 0.2
+"""
+
+
+def test_a_failed_check_says_why_from_its_learning_curves(tiny_task, tmp_path):
+    """An LR cut 100x after 2 of 10 epochs: the loss stalls, the check fails, and the
+    diagnosis names the early decay everywhere a CI user looks."""
+    out = tmp_path / "run"
+    config = write_config(tmp_path, tiny_task, EARLY_DECAY, "early")
+    res = invoke(str(config), "--out", str(out), "--junit", str(tmp_path / "j.xml"))
+    assert res.exit_code == 1, res.output
+    lines = res.stdout.splitlines()
+    assert lines[-1].startswith("FAIL: final_train_loss_below")
+    assert "decayed_too_early" in res.stdout and "move the decay later" in res.stdout
+    saved = json.loads((out / "result.json").read_text())
+    (finding,) = saved["diagnosis"]
+    assert finding["code"] == "decayed_too_early" and finding["epochs"] == [3, 10]
+    assert finding["numbers"]["lr_before"] == 0.05
+    assert saved["diagnosis_context"] == {
+        "reference_loss": pytest.approx(math.log(3)),
+        "reference_name": "ln(3)",
+        "metric_mode": "max",
+    }
+    summary = (out / "summary.md").read_text()
+    assert "### Diagnosis of the learning curves" in summary
+    assert "![diagnosis: decayed_too_early](diagnosis_decayed_too_early.png)" in summary
+    assert (out / "diagnosis_decayed_too_early.png").stat().st_size > 10_000
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert "decayed_too_early" in (suite.findtext("system-out") or "")
+    failure = suite.find("testcase[@name='final_train_loss_below']/failure")
+    assert failure is not None and "LR decayed too early" in (failure.text or "")
+
+
+def test_diagnosis_reads_the_run_it_is_given(tmp_path):
+    """A run that raised gets no curve diagnosis; a diverged one gets lr_too_high."""
+    from lrtune.check import diagnose_run
+
+    context = {"reference_loss": math.log(3), "reference_name": "ln(3)", "metric_mode": "max"}
+    crashed = Evidence("failed", "RuntimeError: boom", 1.1, _records([1.0, 0.9, 0.8]), (), 12)
+    assert diagnose_run(crashed, context) == []
+    blown = Evidence("diverged", "loss nan", 1.1, (), (1.1, 2.0, math.nan), 3)
+    (f,) = diagnose_run(blown, context)
+    assert f.code == "lr_too_high" and "at step 3" in f.evidence
 
 
 # --------------------------------------------------------------------------- determinism

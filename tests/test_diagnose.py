@@ -304,3 +304,20 @@ def test_diagnosis_plots(tmp_path: Path) -> None:
     paths = write_diagnosis_plots(rows, findings, tmp_path)
     assert [p.name for p in paths] == [f"diagnosis_{f.code}.png" for f in findings]
     assert all(p.stat().st_size > 5000 for p in paths)
+
+
+def test_divergence_before_the_first_epoch_is_lr_too_high() -> None:
+    (f,) = diagnose_curves([], initial_loss=2.31, diverged=True, diverged_step=4)
+    assert f.code == "lr_too_high" and f.severity == "error"
+    assert (f.start_epoch, f.end_epoch) == (1, 1)
+    assert "at step 4, during epoch 1" in f.evidence and "2.31" in f.evidence
+    assert diagnose_curves([]) == []  # no epochs and no divergence: nothing to read
+    # Diverged after some epochs: the step is named too.
+    (g,) = diagnose_curves(healthy()[:2], diverged=True, diverged_step=37)
+    assert "at step 37, during epoch 3" in g.evidence
+
+
+def test_decay_rates_are_the_share_of_loss_lost_per_epoch() -> None:
+    (f,) = diagnose_curves(_decayed_early(), patterns=["decayed_too_early"])
+    pre = f.numbers["rate_before"]  # log units per epoch
+    assert f"falling {100 * (1 - math.exp(-pre)):.1f}%/epoch" in f.evidence

@@ -63,7 +63,10 @@ def rerender(run_dir: Path, console: Any) -> list[Path]:
         raise ConfigError(f"{path}: not a readable doctor report ({exc})") from None
     if not isinstance(body, dict):
         raise ConfigError(f"{path}: not an lrtune doctor report")
-    report = report_from_dict(body)
+    try:
+        report = report_from_dict(body)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     saved = body.get("plot_data")
     written: dict[str, str] = {}
     if saved is None:
