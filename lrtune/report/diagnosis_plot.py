@@ -109,6 +109,24 @@ def diagnosis_plot_data(records: Sequence[Any] | Curves, finding: Finding) -> Di
     )
 
 
+def _plain_log_labels(ax: Any) -> None:
+    """Label a log y axis with plain numbers (0.3, 2), not 3x10^-1: losses are read, not
+    counted. Within two decades, minor ticks at 2, 3 and 5 x 10^k are labelled too."""
+    from matplotlib.ticker import FuncFormatter
+
+    lo, hi = ax.get_ylim()
+    narrow = lo > 0 and math.log10(hi / lo) < 2
+
+    def minor(v: float, _pos: int) -> str:
+        if not narrow or v <= 0:
+            return ""
+        mantissa = round(v / 10 ** math.floor(math.log10(v)), 6)
+        return f"{v:g}" if mantissa in (2.0, 3.0, 5.0) else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+
+
 def draw_diagnosis(data: DiagnosisPlotData) -> Any:
     """Draw one diagnosis figure (stacked panels sharing the epoch axis); returns the Figure."""
     plt = pyplot()
@@ -141,6 +159,7 @@ def draw_diagnosis(data: DiagnosisPlotData) -> Any:
             )
         if panel.log_y:
             ax.set_yscale("log")
+            _plain_log_labels(ax)
         ax.set_ylabel(panel.ylabel)
         ax.grid(True, alpha=0.3)
         if len(panel.lines) > 1 or any(line.highlight for line in panel.lines):
