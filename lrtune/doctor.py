@@ -1231,9 +1231,3 @@ def report_from_dict(body: Mapping[str, Any]) -> DoctorReport:
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"not an lrtune doctor report ({exc})") from None
 
-
-def rerender(run_dir: Path, console: Any) -> list[Path]:
-    """`lrtune report RUN_DIR` on a doctor run (drawing lives in lrtune.report.doctor_report)."""
-    from lrtune.report.doctor_report import rerender as redraw
-
-    return redraw(run_dir, console)

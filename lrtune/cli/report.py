@@ -13,7 +13,7 @@ RENDERERS = {
     "find": "lrtune.report.find_outputs:rerender",
     "search": "lrtune.search.report:rerender",
     "check": "lrtune.report.check_report:rerender",
-    "doctor": "lrtune.doctor:rerender",
+    "doctor": "lrtune.report.doctor_report:rerender",
 }
 
 
@@ -33,7 +33,12 @@ def report(run_dir: str, **o: Any) -> None:
     path = Path(run_dir)
     for name in ("result.json", "doctor.json"):
         if (path / name).is_file():
-            body = json.loads((path / name).read_text())
+            try:
+                body = json.loads((path / name).read_text())
+            except ValueError as exc:
+                raise ConfigError(f"{path / name}: not valid JSON ({exc})") from None
+            if not isinstance(body, dict):
+                raise ConfigError(f"{path / name}: expected a JSON object")
             break
     else:
         raise ConfigError(f"{path}: no result.json here; is it an lrtune run directory?")
