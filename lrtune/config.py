@@ -190,7 +190,9 @@ def parse_run_config(
         params = opt.get("params", {}) or {}
         if not isinstance(params, Mapping):
             raise ConfigError(f"{where}: 'optimizer.params' must be a mapping, got {params!r}")
-        optimizer = OptimizerConfig(name=str(opt.get("name", DEFAULT_OPTIMIZER)), params=dict(params))
+        optimizer = OptimizerConfig(
+            name=str(opt.get("name", DEFAULT_OPTIMIZER)), params=dict(params)
+        )
     else:
         raise ConfigError(f"{where}: 'optimizer' must be a name or a mapping, got {opt!r}")
     from lrtune.optim import get_optimizer

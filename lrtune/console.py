@@ -59,7 +59,11 @@ class Console:
         self.out.print(text, markup=False, highlight=False)
 
     def table(
-        self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], to_stdout: bool = False
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        to_stdout: bool = False,
     ) -> None:
         """Render a table (stderr unless to_stdout)."""
         if self.quiet and not to_stdout:

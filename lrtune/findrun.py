@@ -59,10 +59,19 @@ class FindOptions:
         from lrtune.rangetest import RangeTestSettings
         from lrtune.suggest import get_rule
 
-        RangeTestSettings(start_lr=self.start_lr, end_lr=self.end_lr, steps=self.steps,
-                          mode=self.mode, smooth=self.smooth, diverge=self.diverge,
-                          accumulate=self.accumulate, clip=self.clip, amp=self.amp,
-                          val_every=self.val_every, val_batches=self.val_batches)
+        RangeTestSettings(
+            start_lr=self.start_lr,
+            end_lr=self.end_lr,
+            steps=self.steps,
+            mode=self.mode,
+            smooth=self.smooth,
+            diverge=self.diverge,
+            accumulate=self.accumulate,
+            clip=self.clip,
+            amp=self.amp,
+            val_every=self.val_every,
+            val_batches=self.val_batches,
+        )
         get_rule(self.rule)
         get_optimizer(self.optimizer)
         if self.repeats < 1:
@@ -115,7 +124,9 @@ class FindOutcome:
         return body
 
 
-def _optimizer_params(o: FindOptions, task: Task, param: str | None = None, value: float | None = None) -> dict[str, Any]:
+def _optimizer_params(
+    o: FindOptions, task: Task, param: str | None = None, value: float | None = None
+) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if o.weight_decay is not None:
         params["weight_decay"] = o.weight_decay
@@ -141,11 +152,26 @@ def run_find(task: Task, o: FindOptions, progress: Any = None) -> FindOutcome:
 
     def one(param: str | None = None, value: float | None = None) -> RangeTestResult:
         res = find_lr(
-            task, start_lr=o.start_lr, end_lr=o.end_lr, steps=o.steps, mode=o.mode,
-            smooth=o.smooth, diverge=o.diverge, accumulate=o.accumulate, clip=o.clip, amp=o.amp,
-            val_every=o.val_every, val_batches=o.val_batches, optimizer=o.optimizer,
-            optimizer_params=_optimizer_params(o, task, param, value), batch_size=o.batch_size,
-            device=o.device, seed=o.seed, repeats=o.repeats, rule=o.rule, progress=bar,
+            task,
+            start_lr=o.start_lr,
+            end_lr=o.end_lr,
+            steps=o.steps,
+            mode=o.mode,
+            smooth=o.smooth,
+            diverge=o.diverge,
+            accumulate=o.accumulate,
+            clip=o.clip,
+            amp=o.amp,
+            val_every=o.val_every,
+            val_batches=o.val_batches,
+            optimizer=o.optimizer,
+            optimizer_params=_optimizer_params(o, task, param, value),
+            batch_size=o.batch_size,
+            device=o.device,
+            seed=o.seed,
+            repeats=o.repeats,
+            rule=o.rule,
+            progress=bar,
         )
         done["base"] += o.steps * o.repeats
         return res
@@ -153,7 +179,9 @@ def run_find(task: Task, o: FindOptions, progress: Any = None) -> FindOutcome:
     sw = None
     if o.wd_values or o.momentum_values:
         param = "weight_decay" if o.wd_values else "momentum"
-        values = parse_values(o.wd_values or o.momentum_values or "", "--wd" if o.wd_values else "--momentum")
+        values = parse_values(
+            o.wd_values or o.momentum_values or "", "--wd" if o.wd_values else "--momentum"
+        )
         sw = sweep(lambda v: one(param, v), param, values)
         best = sw.best if sw.best is not None else values[0]
         result = sw.results[values.index(best)]
@@ -177,6 +205,15 @@ def recommend_schedule(result: RangeTestResult, o: FindOptions) -> dict[str, Any
     from lrtune.schedules import recommend
 
     steps_per_epoch = max(1, int(result.info.get("steps_per_epoch") or 1) // o.accumulate)
-    name = o.schedule_name or (o.target if o.target in ("onecycle", "cosine", "step", "constant") else None)
-    rec = recommend(result.lr, result.info.get("optimizer_family", "sgd"), o.epochs, steps_per_epoch, name=name)
-    return {**rec, "base_lr": rec.get("lr", result.lr), "epochs": o.epochs, "steps_per_epoch": steps_per_epoch}
+    name = o.schedule_name or (
+        o.target if o.target in ("onecycle", "cosine", "step", "constant") else None
+    )
+    rec = recommend(
+        result.lr, result.info.get("optimizer_family", "sgd"), o.epochs, steps_per_epoch, name=name
+    )
+    return {
+        **rec,
+        "base_lr": rec.get("lr", result.lr),
+        "epochs": o.epochs,
+        "steps_per_epoch": steps_per_epoch,
+    }

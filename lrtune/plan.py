@@ -52,5 +52,10 @@ def plan(lr: float, target: str) -> LrPlan:
         )
     if target == "constant":
         return LrPlan(target, lr, lr, lr, f"lr = {lr:.3g} (the suggestion), held constant")
-    return LrPlan(target, lr, lr / 100.0, lr,
-                  f"initial lr = {lr:.3g} (the suggestion); {target} decay takes it towards {lr / 100:.3g}")
+    return LrPlan(
+        target,
+        lr,
+        lr / 100.0,
+        lr,
+        f"initial lr = {lr:.3g} (the suggestion); {target} decay takes it towards {lr / 100:.3g}",
+    )

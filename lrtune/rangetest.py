@@ -152,6 +152,40 @@ def zero_lag(values: Sequence[float], weight: float) -> np.ndarray:
     return out
 
 
+class LossWatch:
+    """The one place that decides when a range test stops: bias-corrected EMA of the loss,
+    stop on NaN/inf or when the smoothed loss passes `diverge` x its best.
+
+    Fed in chunks (one host sync per chunk). Under DistributedDataParallel, feed it the
+    all-reduced loss on every rank so that all ranks stop at the same step.
+    """
+
+    def __init__(self, smooth: float, diverge: float) -> None:
+        self.weight, self.beta, self.diverge = smooth, 1.0 - smooth, diverge
+        self.avg, self.best = 0.0, math.inf
+        self.raw: list[float] = []
+        self.smoothed: list[float] = []
+
+    def feed(self, values: Sequence[float]) -> str:
+        """Record losses in order; return 'end' to go on, or 'nan' / 'diverged' to stop
+        (values after the stopping one are dropped)."""
+        for v in values:
+            self.raw.append(v)
+            if not math.isfinite(v):
+                self.smoothed.append(math.nan)
+                return "nan"
+            if self.weight:
+                self.avg = self.beta * self.avg + self.weight * v
+                sm = self.avg / (1.0 - self.beta ** len(self.raw))
+            else:
+                sm = v
+            self.smoothed.append(sm)
+            self.best = min(self.best, sm)
+            if sm > self.diverge * self.best:
+                return "diverged"
+        return "end"
+
+
 @dataclass
 class Curve:
     """One range test's record. Arrays are aligned; the last point may be the divergence."""
@@ -290,7 +324,8 @@ class RangeTestResult:
             },
             "timings": {
                 "total_s": self.seconds,
-                "per_step_ms": 1000.0 * sum(c.seconds for c in self.curves)
+                "per_step_ms": 1000.0
+                * sum(c.seconds for c in self.curves)
                 / max(1, sum(c.steps_run for c in self.curves)),
             },
             **self.info,
@@ -337,7 +372,9 @@ class _Snapshot:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any) -> None:
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
-        self.model_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        self.model_state = {
+            k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
+        }
         self.optimizer_state = _to_cpu(optimizer.state_dict())
         self.scaler_state = copy.deepcopy(scaler.state_dict()) if scaler is not None else None
         self.training = model.training
@@ -477,21 +514,21 @@ class RangeTest:
         opt.zero_grad(set_to_none=True)
         lrs = s.schedule()
         check_every = s.check_every or (1 if device.type == "cpu" else 10)
+        amp_dtype = torch.bfloat16 if s.amp == "bf16" else torch.float16
         autocast: Callable[[], Any] = (
-            (lambda: torch.autocast(device.type, dtype=torch.bfloat16 if s.amp == "bf16" else torch.float16))
+            (lambda: torch.autocast(device.type, dtype=amp_dtype))
             if s.amp
             else contextlib.nullcontext
         )
         params = [p for g in opt.param_groups for p in g["params"]]
         batches = _cycle(self.train_loader)
         pending: list[torch.Tensor] = []
-        raw: list[float] = []
         kept_lrs: list[float] = []
         skipped: list[int] = []
         val_lrs: list[float] = []
         val_losses: list[float] = []
-        avg, beta, best = 0.0, 1.0 - s.smooth, math.inf
-        smoothed: list[float] = []
+        watch = LossWatch(s.smooth, s.diverge)
+        raw, smoothed = watch.raw, watch.smoothed
         stop = "end"
         t0 = time.perf_counter()
         total = s.steps * repeats
@@ -535,21 +572,7 @@ class RangeTest:
                     # One host sync per chunk: losses stay on the device in between.
                     values = torch.stack(pending).tolist()
                     pending.clear()
-                    for v in values:
-                        raw.append(v)
-                        if math.isfinite(v):
-                            avg = beta * avg + s.smooth * v if s.smooth else v
-                            sm = avg / (1.0 - beta ** len(raw)) if s.smooth else v
-                        else:
-                            sm = math.nan
-                        smoothed.append(sm)
-                        if not math.isfinite(sm):
-                            stop = "nan"
-                            break
-                        best = min(best, sm)
-                        if sm > s.diverge * best:
-                            stop = "diverged"
-                            break
+                    stop = watch.feed(values)
                     if progress is not None:
                         last = smoothed[-1] if smoothed else math.nan
                         progress(

@@ -60,14 +60,18 @@ def parse_values(text: str, flag: str) -> list[float]:
     return values
 
 
-def choose(param: str, values: Sequence[float], table: Sequence[Mapping[str, Any]]) -> tuple[float | None, str]:
+def choose(
+    param: str, values: Sequence[float], table: Sequence[Mapping[str, Any]]
+) -> tuple[float | None, str]:
     """Among values whose minimum loss is within LOSS_TOLERANCE of the best, take the one
     whose loss minimum sits at the largest LR (it tolerates the largest LR)."""
     ok = [(v, row) for v, row in zip(values, table) if row["min_loss"] is not None]
     if not ok:
         return None, "no range test produced a usable curve"
     best_loss = min(row["min_loss"] for _, row in ok)
-    near = [(v, row) for v, row in ok if row["min_loss"] <= best_loss + LOSS_TOLERANCE * abs(best_loss)]
+    near = [
+        (v, row) for v, row in ok if row["min_loss"] <= best_loss + LOSS_TOLERANCE * abs(best_loss)
+    ]
     v, row = max(near, key=lambda p: (p[1]["lr_at_min"], -p[1]["min_loss"]))
     return v, (
         f"{SWEEPABLE[param]} {v:g} reaches a minimum loss of {row['min_loss']:.4g} "

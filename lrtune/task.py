@@ -295,7 +295,9 @@ def load_task(path: str | Path, check: bool = True) -> Task:
         if not hasattr(module, name):
             raise TaskError(f"{p}: missing required function {name}()")
         if not callable(getattr(module, name)):
-            raise TaskError(f"{p}: {name} must be a function, got {type(getattr(module, name)).__name__}")
+            raise TaskError(
+                f"{p}: {name} must be a function, got {type(getattr(module, name)).__name__}"
+            )
     for name in OPTIONAL_CALLABLES:
         if hasattr(module, name) and not callable(getattr(module, name)):
             raise TaskError(

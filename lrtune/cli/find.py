@@ -17,27 +17,105 @@ from lrtune.cli.options import (
 
 @click.command("find")
 @click.argument("task", type=click.Path(dir_okay=False))
-@click.option("--start-lr", type=float, default=1e-7, show_default=True, help="First LR of the ramp.")
+@click.option(
+    "--start-lr", type=float, default=1e-7, show_default=True, help="First LR of the ramp."
+)
 @click.option("--end-lr", type=float, default=10.0, show_default=True, help="Last LR of the ramp.")
-@click.option("--steps", type=int, default=100, show_default=True, help="Optimizer steps in the ramp.")
-@click.option("--mode", type=click.Choice(["exp", "linear"]), default="exp", show_default=True, help="LR ramp shape.")
-@click.option("--smooth", type=float, default=0.05, show_default=True, help="EMA weight of each new loss (0 = none).")
-@click.option("--diverge", type=float, default=4.0, show_default=True, help="Stop when the smoothed loss passes this x its best.")
-@click.option("--repeats", type=int, default=1, show_default=True, help="Range tests with different seeds: median curve, band, spread.")
-@click.option("--suggest", "rule", default=None, help="Headline rule (valley, steepest, minimum, slide, ...). [default: the benchmark's best]")
-@click.option("--optimizer", default="sgd", show_default=True, help="Optimizer when the task defines none: sgd (momentum 0.9), adam, adamw, ...")
+@click.option(
+    "--steps", type=int, default=100, show_default=True, help="Optimizer steps in the ramp."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["exp", "linear"]),
+    default="exp",
+    show_default=True,
+    help="LR ramp shape.",
+)
+@click.option(
+    "--smooth",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="EMA weight of each new loss (0 = none).",
+)
+@click.option(
+    "--diverge",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="Stop when the smoothed loss passes this x its best.",
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Range tests with different seeds: median curve, band, spread.",
+)
+@click.option(
+    "--suggest",
+    "rule",
+    default=None,
+    help="Headline rule (valley, steepest, minimum, slide, ...). [default: the benchmark's best]",
+)
+@click.option(
+    "--optimizer",
+    default="sgd",
+    show_default=True,
+    help="Optimizer when the task defines none: sgd (momentum 0.9), adam, adamw, ...",
+)
 @click.option("--weight-decay", type=float, default=None, help="Optimizer weight decay.")
-@click.option("--batch-size", type=int, default=None, help="Batch size when train_data() returns a Dataset.")
-@click.option("--accumulate", type=int, default=1, show_default=True, help="Micro-batches per optimizer step.")
+@click.option(
+    "--batch-size", type=int, default=None, help="Batch size when train_data() returns a Dataset."
+)
+@click.option(
+    "--accumulate", type=int, default=1, show_default=True, help="Micro-batches per optimizer step."
+)
 @click.option("--clip", type=float, default=None, help="Clip the gradient norm to this value.")
-@click.option("--amp", type=click.Choice(["bf16", "fp16"]), default=None, help="Mixed precision (fp16 with a GradScaler).")
-@click.option("--val-every", type=int, default=None, help="Evaluate val loss every K steps; rules read it.")
-@click.option("--val-batches", type=int, default=5, show_default=True, help="Val batches per evaluation.")
-@click.option("--schedule", "schedule_name", default=None, help="Schedule to recommend. [default: onecycle for SGD, cosine+warmup for Adam]")
-@click.option("--epochs", type=int, default=10, show_default=True, help="Epochs the recommended schedule spans.")
-@click.option("--for", "target", type=click.Choice(["onecycle", "constant", "step", "cosine"]), default=None, help="Give the LRs this schedule family needs (onecycle: max_lr and base).")
-@click.option("--wd", "wd_values", default=None, help="Weight-decay range test: comma-separated values, e.g. 0,1e-5,1e-4,1e-3.")
-@click.option("--momentum", "momentum_values", default=None, help="Momentum range test: comma-separated values, e.g. 0.85,0.9,0.95,0.99.")
+@click.option(
+    "--amp",
+    type=click.Choice(["bf16", "fp16"]),
+    default=None,
+    help="Mixed precision (fp16 with a GradScaler).",
+)
+@click.option(
+    "--val-every", type=int, default=None, help="Evaluate val loss every K steps; rules read it."
+)
+@click.option(
+    "--val-batches", type=int, default=5, show_default=True, help="Val batches per evaluation."
+)
+@click.option(
+    "--schedule",
+    "schedule_name",
+    default=None,
+    help="Schedule to recommend. [default: onecycle for SGD, cosine+warmup for Adam]",
+)
+@click.option(
+    "--epochs",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Epochs the recommended schedule spans.",
+)
+@click.option(
+    "--for",
+    "target",
+    type=click.Choice(["onecycle", "constant", "step", "cosine"]),
+    default=None,
+    help="Give the LRs this schedule family needs (onecycle: max_lr and base).",
+)
+@click.option(
+    "--wd",
+    "wd_values",
+    default=None,
+    help="Weight-decay range test: comma-separated values, e.g. 0,1e-5,1e-4,1e-3.",
+)
+@click.option(
+    "--momentum",
+    "momentum_values",
+    default=None,
+    help="Momentum range test: comma-separated values, e.g. 0.85,0.9,0.95,0.99.",
+)
 @device_option
 @seed_option
 @common_options
@@ -56,7 +134,9 @@ def find(task: str, **o: Any) -> None:
     console = make_console(o["quiet"], o["verbose"])
     opts = FindOptions.from_cli(o)
     t = load_task(task)
-    console.info(f"range test on {t.path}: lr {opts.start_lr:g} -> {opts.end_lr:g} over {opts.steps} steps")
+    console.info(
+        f"range test on {t.path}: lr {opts.start_lr:g} -> {opts.end_lr:g} over {opts.steps} steps"
+    )
     with console.progress("range test", opts.total_steps) as bar:
         outcome = run_find(t, opts, progress=bar)
     run_dir = make_run_dir("find", o["out"])
@@ -75,24 +155,48 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> None:
     if outcome.sweep is not None:
         sw = outcome.sweep
         rows = [
-            (f"{r[sw.param]:g}", _lr(r["min_loss"], ".4g"), _lr(r["lr_at_min"]), _lr(r["suggested_lr"]),
-             "<- recommended" if r[sw.param] == sw.best else "")
+            (
+                f"{r[sw.param]:g}",
+                _lr(r["min_loss"], ".4g"),
+                _lr(r["lr_at_min"]),
+                _lr(r["suggested_lr"]),
+                "<- recommended" if r[sw.param] == sw.best else "",
+            )
             for r in sw.table()
         ]
-        console.table(f"Range test per {sw.param.replace('_', ' ')}", (sw.param, "min loss", "lr at min", "suggested lr", ""), rows)
+        console.table(
+            f"Range test per {sw.param.replace('_', ' ')}",
+            (sw.param, "min loss", "lr at min", "suggested lr", ""),
+            rows,
+        )
     rows = []
     for rule, lr in result.suggestions.items():
         spread = result.spread(rule)
-        rows.append((rule, _lr(lr), f"{spread:.2f}x" if spread else "-", "<- suggested" if rule == result.rule else ""))
+        rows.append(
+            (
+                rule,
+                _lr(lr),
+                f"{spread:.2f}x" if spread else "-",
+                "<- suggested" if rule == result.rule else "",
+            )
+        )
     console.table("Suggested learning rates", ("rule", "lr", "spread over runs", ""), rows)
     c0 = result.curves[0]
-    stops = {"end": "reached --end-lr", "diverged": "diverged", "nan": "loss became NaN", "interrupted": "interrupted"}
+    stops = {
+        "end": "reached --end-lr",
+        "diverged": "diverged",
+        "nan": "loss became NaN",
+        "interrupted": "interrupted",
+    }
     stop = stops[c0.stop_reason] + (f" at lr {c0.diverged_lr:.2e}" if c0.diverged_lr else "")
     console.info(
         f"{sum(c.steps_run for c in result.curves)} steps in {result.seconds:.1f}s, {stop}; "
         f"weights restored bit for bit: {'yes' if result.identical else 'NO'}"
     )
-    console.info(f"wrote {run_dir}/: " + ", ".join(sorted(p.rsplit('/', 1)[-1] for p in outcome.files.values())))
+    console.info(
+        f"wrote {run_dir}/: "
+        + ", ".join(sorted(p.rsplit("/", 1)[-1] for p in outcome.files.values()))
+    )
     if result.lr is None:
         console.result("no suggestion: see the warnings above and lr_find.png")
         return

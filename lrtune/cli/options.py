@@ -23,9 +23,7 @@ json_option = click.option(
 )
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Only errors and results.")
 verbose_option = click.option("--verbose", "-v", is_flag=True, help="Also print debug lines.")
-debug_option = click.option(
-    "--debug", is_flag=True, help="Show the full traceback on errors."
-)
+debug_option = click.option("--debug", is_flag=True, help="Show the full traceback on errors.")
 device_option = click.option(
     "--device",
     default="auto",

@@ -16,8 +16,14 @@ def curve_rows(result: Any) -> list[tuple[Any, ...]]:
     for r, c in enumerate(result.curves):
         for i in range(len(c.lrs)):
             rows.append(
-                (r, i, float(c.lrs[i]), _num(c.losses[i]), _num(c.smoothed[i]),
-                 _num(c.centered[i]) if i < len(c.centered) else None)
+                (
+                    r,
+                    i,
+                    float(c.lrs[i]),
+                    _num(c.losses[i]),
+                    _num(c.smoothed[i]),
+                    _num(c.centered[i]) if i < len(c.centered) else None,
+                )
             )
     return rows
 
@@ -34,18 +40,24 @@ def write_find_outputs(run_dir: Path, outcome: Any) -> dict[str, Any]:
     result = outcome.result
     chosen = (outcome.plan.low, outcome.plan.high) if outcome.plan is not None else None
     files = {
-        "plot": str(save_figure(draw_lr_find(lr_find_plot_data(result, chosen)), run_dir / "lr_find.png")),
+        "plot": str(
+            save_figure(draw_lr_find(lr_find_plot_data(result, chosen)), run_dir / "lr_find.png")
+        ),
         "data": str(write_csv(run_dir / "lr_find.csv", CSV_HEADER, curve_rows(result))),
     }
     if outcome.sweep is not None:
         name = "lr_find_wd.png" if outcome.sweep.param == "weight_decay" else "lr_find_momentum.png"
         task_name = Path(str(result.info.get("task", ""))).name
-        files["sweep_plot"] = str(save_figure(draw_sweep(sweep_plot_data(outcome.sweep, task_name)), run_dir / name))
+        files["sweep_plot"] = str(
+            save_figure(draw_sweep(sweep_plot_data(outcome.sweep, task_name)), run_dir / name)
+        )
     if outcome.schedule is not None:
         from lrtune.report.schedule_plot import write_schedule_files
 
         s = outcome.schedule
-        written = write_schedule_files(run_dir, s["spec"], s["base_lr"], s["steps_per_epoch"], s["epochs"])
+        written = write_schedule_files(
+            run_dir, s["spec"], s["base_lr"], s["steps_per_epoch"], s["epochs"]
+        )
         files.update({f"schedule_{k}": str(v) for k, v in written.items()})
     files["result"] = str(run_dir / "result.json")
     outcome.files = files

@@ -115,7 +115,9 @@ def draw_lr_find(d: FindPlotData) -> Any:
     if len(d.lrs):
         ax.plot(d.lrs, d.raw, color="#1f77b4", alpha=0.25, lw=1, label="raw loss")
         if d.band is not None:
-            ax.fill_between(d.lrs, d.band[0], d.band[1], color="#1f77b4", alpha=0.15, label="min-max over runs")
+            ax.fill_between(
+                d.lrs, d.band[0], d.band[1], color="#1f77b4", alpha=0.15, label="min-max over runs"
+            )
         ax.plot(d.lrs, d.smoothed, color="#1f77b4", lw=2.2, label="smoothed loss")
     if d.chosen_range is not None:
         ax.axvspan(*d.chosen_range, color="#ffbf00", alpha=0.15, label="recommended range")
@@ -123,16 +125,39 @@ def draw_lr_find(d: FindPlotData) -> Any:
         marker, color = MARKERS.get(m.rule, ("o", "k"))
         size = 13 if m.headline else 8
         label = f"{m.rule}: {m.lr:.2e}" + ("  (suggested)" if m.headline else "")
-        ax.plot([m.lr], [m.loss], marker=marker, color=color, ms=size, ls="none",
-                markeredgecolor="black" if m.headline else color, zorder=5, label=label)
+        ax.plot(
+            [m.lr],
+            [m.loss],
+            marker=marker,
+            color=color,
+            ms=size,
+            ls="none",
+            markeredgecolor="black" if m.headline else color,
+            zorder=5,
+            label=label,
+        )
         if m.headline:
             ax.axvline(m.lr, color=color, ls=":", lw=1.2, alpha=0.8)
-            ax.annotate(f"{m.lr:.1e}", (m.lr, m.loss), textcoords="offset points", xytext=(8, 10),
-                        fontsize=10, fontweight="bold", color=color)
+            ax.annotate(
+                f"{m.lr:.1e}",
+                (m.lr, m.loss),
+                textcoords="offset points",
+                xytext=(8, 10),
+                fontsize=10,
+                fontweight="bold",
+                color=color,
+            )
     if d.diverged is not None:
         ax.axvline(d.diverged[0], color="#555555", ls="--", lw=1)
-        ax.annotate("diverged", (d.diverged[0], d.ylim[1]), textcoords="offset points",
-                    xytext=(-4, -14), ha="right", fontsize=9, color="#555555")
+        ax.annotate(
+            "diverged",
+            (d.diverged[0], d.ylim[1]),
+            textcoords="offset points",
+            xytext=(-4, -14),
+            ha="right",
+            fontsize=9,
+            color="#555555",
+        )
     ax.set_xscale("log")
     ax.set_ylim(*d.ylim)
     ax.set_xlabel("learning rate (log scale)")
@@ -141,8 +166,16 @@ def draw_lr_find(d: FindPlotData) -> Any:
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.08)
     ax.legend(loc="upper left", fontsize=8.5, framealpha=0.9)
-    ax.text(0.99, 0.02, d.note, transform=ax.transAxes, ha="right", va="bottom", fontsize=10,
-            bbox={"boxstyle": "round", "fc": "white", "ec": "#cccccc"})
+    ax.text(
+        0.99,
+        0.02,
+        d.note,
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=10,
+        bbox={"boxstyle": "round", "fc": "white", "ec": "#cccccc"},
+    )
     fig.tight_layout()
     return fig
 
@@ -190,13 +223,24 @@ def draw_sweep(d: SweepPlotData) -> Any:
     n = max(1, len(d.curves) - 1)
     for k, (v, lrs, sm) in enumerate(d.curves):
         best = d.best is not None and v == d.best
-        ax.plot(lrs, sm, color=cmap(k / n), lw=3 if best else 1.5,
-                label=f"{d.label} = {v:g}" + ("  (recommended)" if best else ""))
+        ax.plot(
+            lrs,
+            sm,
+            color=cmap(k / n),
+            lw=3 if best else 1.5,
+            label=f"{d.label} = {v:g}" + ("  (recommended)" if best else ""),
+        )
         ok = np.isfinite(sm)
         if ok.any():
             i = int(np.nanargmin(sm))
-            ax.plot([lrs[i]], [sm[i]], "o", color=cmap(k / n), ms=8 if best else 5,
-                    markeredgecolor="black" if best else cmap(k / n))
+            ax.plot(
+                [lrs[i]],
+                [sm[i]],
+                "o",
+                color=cmap(k / n),
+                ms=8 if best else 5,
+                markeredgecolor="black" if best else cmap(k / n),
+            )
     ax.set_xscale("log")
     ax.set_ylim(*d.ylim)
     ax.set_xlabel("learning rate (log scale)")

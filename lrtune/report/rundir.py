@@ -98,7 +98,9 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     import matplotlib.pyplot as plt
 
     try:
-        return _atomic(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight"), "wb")
+        return _atomic(
+            Path(path), lambda fh: fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight"), "wb"
+        )
     finally:
         plt.close(fig)
 
