@@ -180,6 +180,11 @@ def test_grid_2x2_x_2_seeds_runs_exactly_8_trials_and_writes_every_file(
 
     spec = schedules.from_yaml((out / "best_schedule.yaml").read_text())
     assert spec["name"] == "step" and spec["step_size"] == body["best"]["params"]["step_size"]
+    from lrtune.check import parse_check_config
+
+    check = parse_check_config(out / "best_config.yaml")  # ready for lrtune check
+    assert check.run.lr == 0.05 and check.run.schedule["step_size"] == spec["step_size"]
+    assert check.expect.thresholds["val_loss_below"] > body["best"]["mean"]
 
 
 def csvrows(path: Path) -> Any:

@@ -103,8 +103,8 @@ def learning_curves_data(result: SearchResult, top_k: int = 5) -> CurvesData:
         else:
             style, color = "other", "#9e9e9e"
         label = None
-        if t.config in color_of and t.config not in labelled:
-            labelled.add(t.config)
+        if t.config in color_of and t.config not in labelled and style in ("best", "top"):
+            labelled.add(t.config)  # the legend shows a completed seed's line style
             label = f"#{rank_of[t.config]} {point_label(t.point, result.names)}"
         lines.append(
             CurveLine(
@@ -302,6 +302,7 @@ class HeatmapData:
     x_values: list[Any] = field(default_factory=list)
     y_values: list[Any] = field(default_factory=list)
     cells: list[list[float | None]] = field(default_factory=list)
+    notes: list[list[str]] = field(default_factory=list)
     points: list[tuple[float, float, float]] = field(default_factory=list)
     x_log: bool = False
     y_log: bool = False
@@ -356,10 +357,13 @@ def heatmap_data(result: SearchResult) -> HeatmapData | None:
     xs = sorted({_key(c.point.get(x_name)) for c in configs}, key=_sort_key)
     ys = sorted({_key(c.point.get(y_name)) for c in configs}, key=_sort_key)
     cells: list[list[float | None]] = [[None] * len(xs) for _ in ys]
+    notes: list[list[str]] = [[""] * len(xs) for _ in ys]
     for c in configs:
-        if c.mean is None:
+        yi, xi = ys.index(_key(c.point.get(y_name))), xs.index(_key(c.point.get(x_name)))
+        if c.mean is None:  # say why there is no value: pruned, failed, diverged
+            notes[yi][xi] = "/".join(sorted(c.statuses))
             continue
-        cells[ys.index(_key(c.point.get(y_name)))][xs.index(_key(c.point.get(x_name)))] = c.mean
+        cells[yi][xi] = c.mean
     return HeatmapData(
         title=title,
         x_name=x_name,
@@ -369,6 +373,7 @@ def heatmap_data(result: SearchResult) -> HeatmapData | None:
         x_values=xs,
         y_values=ys,
         cells=cells,
+        notes=notes,
         best=(_key(best_xy[0]), _key(best_xy[1])) if best_xy else None,
     )
 
@@ -419,13 +424,15 @@ def draw_heatmap(data: HeatmapData) -> Any:
         im = ax.imshow(np.ma.masked_invalid(arr), cmap=cmap, aspect="auto", origin="lower")
         ax.set_xticks(range(len(data.x_values)), [_tick(v) for v in data.x_values])
         ax.set_yticks(range(len(data.y_values)), [_tick(v) for v in data.y_values])
-        finite = arr[np.isfinite(arr)]
-        mid = float(np.median(finite)) if finite.size else 0.0
         for yi, row in enumerate(arr):
             for xi, v in enumerate(row):
                 is_best = data.best == (data.x_values[xi], data.y_values[yi])
-                text = "n/a" if not np.isfinite(v) else f"{v:.4g}" + (" *" if is_best else "")
-                dark = np.isfinite(v) and ((v > mid) == (data.mode == "min"))
+                if np.isfinite(v):
+                    text = f"{v:.4g}" + (" *" if is_best else "")
+                    r, g, b, _ = im.cmap(im.norm(v))
+                    dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # text readable on the cell
+                else:
+                    text, dark = (data.notes[yi][xi] if data.notes else "") or "n/a", False
                 ax.text(
                     xi,
                     yi,

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lrtune.report.rundir import write_csv, write_json, write_text, write_yaml
+from lrtune.report.rundir import write_csv, write_json, write_text
 from lrtune.report.search_plots import (
     METRIC_LABELS,
     fmt_value,
@@ -18,6 +18,8 @@ from lrtune.report.search_plots import (
 )
 from lrtune.search.results import ConfigSummary, SearchResult
 
+# best_config.yaml's expect: threshold is this much looser than the worst seed.
+EXPECT_SLACK = 0.2
 CURVE_COLUMNS = ("epoch", "step", "lr", "train_loss", "val_loss", "val_metric", "seconds")
 
 
@@ -286,12 +288,12 @@ def report_markdown(result: SearchResult, cfg: Any, images: Sequence[str]) -> st
     return "\n".join(out) + "\n"
 
 
-def _yaml(obj: Any) -> str:
+def _yaml(obj: Any, flow: bool | None = None) -> str:
     import yaml
 
     from lrtune.report.rundir import _jsonable
 
-    return str(yaml.safe_dump(_jsonable(obj), sort_keys=False, default_flow_style=None))
+    return str(yaml.safe_dump(_jsonable(obj), sort_keys=False, default_flow_style=flow))
 
 
 def write_best(result: SearchResult, cfg: Any, run_dir: Path) -> list[Path]:
@@ -323,16 +325,45 @@ def write_best(result: SearchResult, cfg: Any, run_dir: Path) -> list[Path]:
         )
     )
     config = {k: v for k, v in cfg.data.items() if k not in ("search", "lr", "schedule", "epochs")}
+    done = [t for t in best.trials if t.status == "complete"]
     config.update(
         {
             "epochs": epochs,
             "lr": float(best.lr),
             "schedule": dict(best.schedule),
-            "seed": int(best.trials[0].seed),
+            "seed": int((done or list(best.trials))[0].seed),
+            "expect": check_expect(result, best),
         }
     )
-    written.append(write_yaml(run_dir / "best_config.yaml", config))
+    written.append(
+        write_text(
+            run_dir / "best_config.yaml",
+            f"# The best configuration of lrtune search ({cfg.run.source}), as a config for\n"
+            "#   lrtune check best_config.yaml\n"
+            f"# Its expect: threshold is {EXPECT_SLACK:.0%} looser than the worst seed of the "
+            "search: tighten it to taste.\n" + _yaml(config, flow=False),
+        )
+    )
     return written
+
+
+def check_expect(result: SearchResult, best: ConfigSummary) -> dict[str, Any]:
+    """An `expect:` block for lrtune check: no divergence, and the search metric within
+    EXPECT_SLACK of the worst completed seed of the best configuration."""
+    expect: dict[str, Any] = {"no_divergence": True}
+    values = best.values
+    key = {
+        ("val_loss", "min"): "val_loss_below",
+        ("train_loss", "min"): "final_train_loss_below",
+        ("val_metric", "max"): "val_metric_at_least",
+        ("val_metric", "min"): "val_metric_at_most",
+    }.get((result.metric, result.mode))
+    if not values or key is None:
+        return expect
+    worst = max(values) if result.mode == "min" else min(values)
+    loosen = 1 + EXPECT_SLACK if key.endswith(("below", "most")) else 1 - EXPECT_SLACK
+    expect[key] = float(f"{worst * loosen:.3g}")
+    return expect
 
 
 def write_search_outputs(result: SearchResult, cfg: Any, run_dir: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lrtune.search.storage import CONFIG, KEY, POINT, RESULT, ROLE, SEED
+from lrtune.search.storage import CONFIG, INDEX, KEY, POINT, RESULT, ROLE, SEED
 
 STATES = ("complete", "pruned", "diverged", "failed", "running", "waiting")
 
@@ -186,7 +186,7 @@ def rows_from_study(study: Any, pass_name: str, epochs: int) -> list[TrialRow]:
         point = json.loads(attrs[POINT]) if isinstance(attrs.get(POINT), str) else {}
         row = TrialRow(
             pass_name=pass_name,
-            number=t.number,
+            number=int(attrs.get(INDEX, t.number)),
             config=int(attrs.get(CONFIG, 0)),
             point=point,
             seed=int(attrs.get(SEED, 0)),
@@ -204,7 +204,7 @@ def rows_from_study(study: Any, pass_name: str, epochs: int) -> list[TrialRow]:
             diagnosis=result.get("diagnosis") or [],
         )
         by_key[str(attrs[KEY])] = row
-    return sorted(by_key.values(), key=lambda r: (r.config, r.seed))
+    return sorted(by_key.values(), key=lambda r: r.number)
 
 
 def rank_configs(rows: Sequence[TrialRow], mode: str) -> list[ConfigSummary]:

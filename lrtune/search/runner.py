@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from lrtune.search.results import SearchResult, rank_configs, rows_from_study
 from lrtune.search.space import Range, Space, encode
 from lrtune.search.storage import (
     CONFIG,
+    INDEX,
     KEY,
     LR_AUTO,
     PLANNED,
@@ -64,8 +65,12 @@ WORKER_DIED = "the worker process died (out of memory, or killed)"
 
 
 # -- the search ----------------------------------------------------------------------------
-def study_name(cfg: SearchConfig, pass_name: str) -> str:
+def study_name(cfg: SearchConfig, pass_name: str, seed: int) -> str:
     """Stable per config and task file, so workers on other machines join the same study.
+
+    Each pass has one study per seed: a pruner then compares a trial only with trials of
+    the same seed (same initial weights, same batch order), so a seed that happens to
+    start badly does not get every configuration it runs pruned.
 
     The digest covers the config (less `workers` and the task's path, which differ from
     machine to machine) and the task file's content.
@@ -79,7 +84,7 @@ def study_name(cfg: SearchConfig, pass_name: str) -> str:
     task = Path(cfg.run.task)
     h = hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode())
     h.update(task.read_bytes() if task.exists() else b"")
-    return f"{STUDY_PREFIX}-{task.stem}-{h.hexdigest()[:8]}-{pass_name}"
+    return f"{STUDY_PREFIX}-{task.stem}-{h.hexdigest()[:8]}-{pass_name}-s{seed}"
 
 
 def scale_schedule(spec: Mapping[str, Any], factor: float) -> dict[str, Any]:
@@ -155,12 +160,28 @@ def _space_kinds(space: Space) -> dict[str, str]:
 
 @dataclass
 class _Pass:
+    """One pass (main, or coarse then refine): its space, its plan and a study per seed."""
+
     name: str
-    study: Any
+    studies: dict[int, Any]
     space: Space
     epochs: int
-    plan: list[dict[str, Any]]
+    plan: list[dict[str, Any]] = field(default_factory=list)
     prune_from: int = 1
+    cursor: int = 0  # round-robin over the seeds' studies
+
+    def trials(self, states: Any = None) -> list[Any]:
+        """Trials of every seed's study (optionally only in these states)."""
+        return [
+            t for st in self.studies.values() for t in st.get_trials(deepcopy=False, states=states)
+        ]
+
+    def rows(self) -> list[Any]:
+        """The pass's real trials as TrialRows, in plan order."""
+        rows = [
+            r for st in self.studies.values() for r in rows_from_study(st, self.name, self.epochs)
+        ]
+        return sorted(rows, key=lambda r: r.number)
 
 
 class Search:
@@ -250,12 +271,12 @@ class Search:
         self.emit(SearchEvent("lr_auto", value=lr))
         return lr
 
-    def _create_study(self, storage: Any, pass_name: str) -> Any:
+    def _create_study(self, storage: Any, pass_name: str, seed: int) -> Any:
         import optuna
 
         s = self.cfg.settings
         return optuna.create_study(
-            study_name=study_name(self.cfg, pass_name),
+            study_name=study_name(self.cfg, pass_name, seed),
             storage=storage,
             direction=s.direction,  # type: ignore[arg-type]
             sampler=optuna.samplers.RandomSampler(seed=s.seed),
@@ -320,82 +341,92 @@ class Search:
 
     def _enqueue(self, p: _Pass) -> None:
         """Enqueue every planned (point, seed) that has no trial yet (idempotent)."""
-        if PLANNED in p.study.user_attrs and not self.resume:
-            return  # another process planned it (a shared --storage)
-        have = live_keys(p.study.get_trials(deepcopy=False))
-        for config, point in enumerate(p.plan):
-            for seed in self.cfg.settings.seeds:
+        seeds = self.cfg.settings.seeds
+        for seed_index, seed in enumerate(seeds):
+            study = p.studies[seed]
+            if PLANNED in study.user_attrs and not self.resume:
+                continue  # another process planned it (a shared --storage)
+            have = live_keys(study.get_trials(deepcopy=False))
+            for config, point in enumerate(p.plan):
                 key = f"{config}/{seed}"
                 if key in have:
                     continue
-                params = {k: encode(v) for k, v in point.items()}
-                p.study.enqueue_trial(
-                    params,
+                study.enqueue_trial(
+                    {k: encode(v) for k, v in point.items()},
                     user_attrs={
                         KEY: key,
+                        INDEX: config * len(seeds) + seed_index,
                         POINT: json.dumps(point, sort_keys=True),
                         CONFIG: config,
                         SEED: seed,
                     },
                 )
-        p.study.set_user_attr(PLANNED, True)
-        p.study.set_user_attr(SPACE, _space_text(p.space))
+            study.set_user_attr(PLANNED, True)
+            study.set_user_attr(SPACE, _space_text(p.space))
 
     # -- execution ---------------------------------------------------------------------
     def _next_job(self, p: _Pass, storage: Any, lr: float | None) -> tuple[Any, TrialJob] | None:
+        """Ask the seeds' studies in turn for their next waiting trial (plan order)."""
         from optuna.trial import TrialState
 
-        while True:
-            if not p.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                return None
-            trial = p.study.ask()
-            attrs = trial.user_attrs
-            if KEY not in attrs:  # another process took the last waiting trial first
-                storage.set_trial_user_attr(trial._trial_id, ROLE, "spurious")
-                p.study.tell(trial, state=TrialState.FAIL)
-                return None
-            key = attrs[KEY]
-            finished = {
-                str(t.user_attrs.get(KEY))
-                for t in p.study.get_trials(
-                    deepcopy=False,
-                    states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL),
-                )
-                if ROLE not in t.user_attrs
-            }
-            if key in finished:  # enqueued twice by racing processes: run it once
-                storage.set_trial_user_attr(trial._trial_id, ROLE, "duplicate")
-                p.study.tell(trial, state=TrialState.FAIL)
-                continue
-            point = json.loads(attrs[POINT])
-            p.space.sample_params(trial)  # registers the params with Optuna
-            trial_lr = float(point["lr"]) if "lr" in point else lr
-            assert trial_lr is not None
-            job = TrialJob(
-                pass_name=p.name,
-                study_name=p.study.study_name,
-                number=trial.number,
-                trial_id=trial._trial_id,
-                config=int(attrs[CONFIG]),
-                point=point,
-                seed=int(attrs[SEED]),
-                lr=trial_lr,
-                schedule=self._schedule_for(p.space, point, p.name),
-                epochs=p.epochs,
-                prune_from=p.prune_from,
-            )
-            return trial, job
+        seeds = self.cfg.settings.seeds
+        for _ in range(len(seeds)):
+            seed = seeds[p.cursor % len(seeds)]
+            p.cursor += 1
+            study = p.studies[seed]
+            while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                trial = study.ask()
+                attrs = trial.user_attrs
+                if KEY not in attrs:  # another process took the last waiting trial first
+                    storage.set_trial_user_attr(trial._trial_id, ROLE, "spurious")
+                    study.tell(trial, state=TrialState.FAIL)
+                    break
+                finished = {
+                    str(t.user_attrs.get(KEY))
+                    for t in study.get_trials(
+                        deepcopy=False,
+                        states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL),
+                    )
+                    if ROLE not in t.user_attrs
+                }
+                if attrs[KEY] in finished:  # enqueued twice by racing processes: run it once
+                    storage.set_trial_user_attr(trial._trial_id, ROLE, "duplicate")
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                return trial, self._job(p, study, trial, lr)
+        return None
+
+    def _job(self, p: _Pass, study: Any, trial: Any, lr: float | None) -> TrialJob:
+        attrs = trial.user_attrs
+        point = json.loads(attrs[POINT])
+        p.space.sample_params(trial)  # registers the params with Optuna
+        trial_lr = float(point["lr"]) if "lr" in point else lr
+        assert trial_lr is not None
+        return TrialJob(
+            pass_name=p.name,
+            study_name=study.study_name,
+            number=int(attrs[INDEX]),
+            trial_id=trial._trial_id,
+            config=int(attrs[CONFIG]),
+            point=point,
+            seed=int(attrs[SEED]),
+            lr=trial_lr,
+            schedule=self._schedule_for(p.space, point, p.name),
+            epochs=p.epochs,
+            prune_from=p.prune_from,
+        )
 
     def _tell(self, p: _Pass, trial: Any, job: TrialJob, outcome: TrialOutcome) -> None:
         from optuna.trial import TrialState
 
+        study = p.studies[job.seed]
         trial.set_user_attr(RESULT, outcome.to_attrs())
         if outcome.status == "complete":
-            p.study.tell(trial, float(outcome.value))  # type: ignore[arg-type]
+            study.tell(trial, float(outcome.value))  # type: ignore[arg-type]
         elif outcome.status == "pruned":
-            p.study.tell(trial, state=TrialState.PRUNED)
+            study.tell(trial, state=TrialState.PRUNED)
         else:
-            p.study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL)
         self.emit(
             SearchEvent(
                 "trial_end",
@@ -423,10 +454,7 @@ class Search:
         done = len(
             [
                 t
-                for t in p.study.get_trials(
-                    deepcopy=False,
-                    states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL),
-                )
+                for t in p.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
                 if KEY in t.user_attrs and ROLE not in t.user_attrs
             ]
         )
@@ -551,7 +579,7 @@ class Search:
         storage = open_storage(self.storage_spec)
         s = self.cfg.settings
         names = ["coarse", "refine"] if s.refine is not None else ["main"]
-        first = self._create_study(storage, names[0])
+        first = self._create_study(storage, names[0], s.seeds[0])
         lr: float | None = None
         if self.cfg.space.lr == "auto":
             lr = self._lr_auto(task, first)
@@ -566,15 +594,16 @@ class Search:
                         break  # nothing completed in the coarse pass: nothing to refine
                     space = refine_space(self.cfg, best)
                     self._validate_fit(space, self.cfg.pass_epochs(name), spe, name)
-                    study = self._create_study(storage, name)
                 else:
-                    space, study = self.cfg.space, first
-                p = _Pass(name, study, space, self.cfg.pass_epochs(name), [])
+                    space = self.cfg.space
+                studies = {seed: self._create_study(storage, name, seed) for seed in s.seeds}
+                p = _Pass(name, studies, space, self.cfg.pass_epochs(name))
                 p.plan = self._plan(space, name)
                 p.prune_from = self._prune_from(p, lr, spe)
                 self.passes.append(p)
                 if self.resume:
-                    recover_running(study, storage)
+                    for study in studies.values():
+                        recover_running(study, storage)
                 self._enqueue(p)
                 self._execute(p, storage, lr, task)
                 if not self._pass_complete(p):
@@ -589,12 +618,10 @@ class Search:
     def _pass_complete(self, p: _Pass) -> bool:
         from optuna.trial import TrialState
 
-        return not p.study.get_trials(
-            deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)
-        )
+        return not p.trials((TrialState.WAITING, TrialState.RUNNING))
 
     def _best_point(self, p: _Pass) -> dict[str, Any] | None:
-        ranked = rank_configs(rows_from_study(p.study, p.name, p.epochs), self.cfg.settings.mode)
+        ranked = rank_configs(p.rows(), self.cfg.settings.mode)
         top = [c for c in ranked if c.rank is not None]
         return dict(top[0].point) if top else None
 
@@ -619,7 +646,7 @@ class Search:
             run_dir=str(self.run_dir),
         )
         for p in self.passes:
-            rows = rows_from_study(p.study, p.name, p.epochs)
+            rows = p.rows()
             result.trials.extend(rows)
             result.ranking[p.name] = rank_configs(rows, s.mode)
         return result

@@ -21,6 +21,7 @@ JOURNAL_NAME = "study.journal"
 
 # Trial user attributes.
 KEY = "lrtune_key"  # '<config index>/<seed>': unique within a pass
+INDEX = "lrtune_index"  # the trial's place in the pass's plan (config x seeds): its number
 POINT = "lrtune_point"  # the searched values (JSON-able dict)
 CONFIG = "lrtune_config"  # the configuration index (trials of one config differ by seed)
 SEED = "lrtune_seed"
