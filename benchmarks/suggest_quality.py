@@ -1,0 +1,856 @@
+"""Suggestion-quality benchmark: does the learning rate a rule suggests train well?
+
+For every task in `benchmarks/tasks/` (plain lrtune task files; `lrtune find` runs them too):
+
+1. Oracle sweep: train the task for a short fixed budget (`epochs`, constant LR, the task's
+   own optimizer) at a log grid of LRs (3 per decade) with seeds 0, 1, 2, through the shared
+   loop `lrtune.training.train`. The metric is the final epoch's validation accuracy
+   (classification) or validation MSE (regression); a run that diverges or ends worse than
+   a constant predictor scores as the constant predictor. The oracle is the grid LR with
+   the best mean over the seeds.
+2. Range tests: `lrtune.rangetest.find_lr` with its defaults (1e-7 .. 10 in 100 steps),
+   three independent groups of `--repeats 3` (seeds 0-2, 3-5, 6-8). "repeats=1" reads the
+   first curve of each group alone (exactly what `find_lr(seed=3g)` returns); "repeats=3"
+   reads the group's median curve, as `find_lr(repeats=3)` does.
+3. Every rule (and torch-lr-finder's own range test + suggestion, as a baseline) gives one
+   LR per group; group g's LR is trained with seed g and the same budget. Regret = oracle
+   metric minus the mean achieved metric: accuracy points, or % of relative MSE for
+   regression. `score` puts both on one scale (1 point = 10% relative MSE, the issue's
+   0.5 point / 5% equivalence) for medians and worst cases across tasks.
+
+LRs are snapped to a lattice of 12 points per decade (at most 10% off) so that rules and the
+oracle share trainings; every training is cached in `benchmarks/oracle_cache.json`, keyed by
+task file content, budget, LR and seed, so a rerun only trains what is new. Range-test
+curves are cached in `benchmarks/cache/` (gitignored).
+
+    python benchmarks/suggest_quality.py                 # all tasks, all tables
+    python benchmarks/suggest_quality.py --markdown      # tables as markdown
+    python benchmarks/suggest_quality.py --tasks digits_mlp_sgd --json /tmp/bench.json
+
+torch-lr-finder is optional (`pip install lrtune[bench]`); without it its column is blank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+TASK_DIR = HERE / "tasks"
+TRAIN_CACHE = HERE / "oracle_cache.json"
+CURVE_CACHE = HERE / "cache" / "curves.json"
+
+LATTICE = 12  # LR lattice: points per decade (a suggestion moves by at most 10**(1/24) = 10%)
+ORACLE_STEP = 4  # oracle grid = every 4th lattice point: 3 per decade (1, 2.15, 4.64)
+SEEDS = (0, 1, 2)  # training seeds; range-test group g is trained with seed g
+REPEATS = 3  # range tests per group (the "repeats=3" mode)
+POINT_PER_PCT = 0.1  # score: 1 accuracy point == 10% relative MSE (issue: 0.5 pt == 5%)
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One benchmark task: a task file in benchmarks/tasks/ and its budget and grid."""
+
+    name: str
+    kind: str  # 'classification' (val accuracy) | 'regression' (val MSE)
+    optimizer: str  # what the task file's optimizer() builds (a label)
+    epochs: int  # training budget, the same for the oracle and every rule
+    grid: tuple[float, float]  # oracle LR range as decade exponents, both ends included
+    heldout: bool = False  # True: not looked at while choosing the headline rule
+
+    @property
+    def path(self) -> Path:
+        return TASK_DIR / f"{self.name}.py"
+
+    def grid_indices(self) -> list[int]:
+        lo, hi = (round(e * LATTICE) for e in self.grid)
+        lo -= lo % ORACLE_STEP
+        return list(range(lo, hi + 1, ORACLE_STEP))
+
+
+TASKS: tuple[BenchTask, ...] = (
+    BenchTask("digits_mlp_sgd", "classification", "SGD m=0.9", 5, (-3.0, 0.5)),
+    BenchTask("digits_cnn_adam", "classification", "Adam", 5, (-4.5, -0.5)),
+    BenchTask("cancer_mlp_adamw", "classification", "AdamW wd=0.01", 8, (-4.5, -0.5)),
+    BenchTask("diabetes_mlp_sgd", "regression", "SGD m=0.9", 10, (-4.0, 0.0)),
+    BenchTask("diabetes_mlp_adam", "regression", "Adam", 10, (-4.5, -0.5)),
+    BenchTask("digits_shufflenet_sgd", "classification", "SGD m=0.9", 3, (-3.0, 0.5)),
+    # Held out: added after the rules were compared, to check the choice on unseen tasks.
+    BenchTask("digits_cnn_sgd", "classification", "SGD m=0.9", 5, (-3.5, 0.5), True),
+    BenchTask("digits_mlp_adamw", "classification", "AdamW wd=0.05", 5, (-4.5, -0.5), True),
+    BenchTask("friedman_mlp_adam", "regression", "Adam", 5, (-4.5, -0.5), True),
+)
+
+
+def lattice_lr(idx: int) -> float:
+    """The LR at lattice index `idx` (10 ** (idx / LATTICE))."""
+    return float(10.0 ** (idx / LATTICE))
+
+
+def snap(lr: float) -> int:
+    """Nearest lattice index of an LR."""
+    return int(round(math.log10(lr) * LATTICE))
+
+
+def file_hash(path: Path) -> str:
+    """Hash of what a task file does: its syntax tree without the docstring, so that
+    reformatting or rewording it keeps the cached trainings."""
+    tree = ast.parse(path.read_text())
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    dump = "\n".join(ast.dump(node) for node in body)
+    return hashlib.sha256(dump.encode()).hexdigest()[:12]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- caches -------------------------------------------------------------------------------
+def load_json(path: Path) -> dict[str, Any]:
+    if path.exists():
+        with path.open() as f:
+            return json.load(f)
+    return {}
+
+
+def save_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f, indent=0, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+class TrainCache:
+    """Metric of one training per (task file, budget, LR lattice index, seed)."""
+
+    def __init__(self, path: Path = TRAIN_CACHE) -> None:
+        self.path = path
+        data = load_json(path)
+        self.entries: dict[str, dict[str, Any]] = data.get("trainings", {})
+
+    @staticmethod
+    def key(task: BenchTask, idx: int, seed: int) -> str:
+        return f"{task.name}@{file_hash(task.path)}|ep{task.epochs}|lr{idx}|s{seed}"
+
+    def get(self, task: BenchTask, idx: int, seed: int) -> dict[str, Any] | None:
+        return self.entries.get(self.key(task, idx, seed))
+
+    def put(self, task: BenchTask, idx: int, seed: int, entry: dict[str, Any]) -> None:
+        self.entries[self.key(task, idx, seed)] = entry
+        save_json(
+            self.path,
+            {
+                "about": "benchmarks/suggest_quality.py trainings: task@hash|epochs|lr lattice "
+                f"index (lr = 10**(i/{LATTICE}))|seed -> final val metric",
+                "trainings": self.entries,
+            },
+        )
+
+
+# -- training -----------------------------------------------------------------------------
+def constant_predictor(task: BenchTask) -> float:
+    """The metric of a model that ignores its input: majority class / train-mean MSE."""
+    from lrtune.task import load_task
+
+    t = load_task(task.path)
+    y_train = np.concatenate([b[1].numpy() for b in t.train_loader(shuffle=False)])
+    y_val = np.concatenate([b[1].numpy() for b in t.val_loader()])
+    if task.kind == "classification":
+        return float(np.mean(y_val == np.bincount(y_train).argmax()))
+    return float(np.mean((y_val - y_train.mean()) ** 2))
+
+
+def train_once(task: BenchTask, idx: int, seed: int, floor: float) -> dict[str, Any]:
+    """Train at lattice LR `idx` with `seed`; the final val metric, floored at `floor`."""
+    from lrtune.task import load_task
+    from lrtune.training import train
+
+    t = load_task(task.path)
+    res = train(t, lr=lattice_lr(idx), epochs=task.epochs, seed=seed, device="cpu")
+    raw: float | None = None
+    if res.ok and res.final is not None:
+        value = res.final.val_metric if task.kind == "classification" else res.final.val_loss
+        raw = float(value) if value is not None and math.isfinite(value) else None
+    if raw is None:
+        metric = floor
+    elif task.kind == "classification":
+        metric = max(raw, floor)
+    else:
+        metric = min(raw, floor)
+    return {"metric": metric, "raw": raw, "status": res.status, "seconds": round(res.seconds, 2)}
+
+
+def ensure_trainings(
+    task: BenchTask, wanted: Iterable[tuple[int, int]], cache: TrainCache, floor: float
+) -> None:
+    """Train every (lattice index, seed) not yet in the cache."""
+    todo = sorted({w for w in wanted if cache.get(task, *w) is None})
+    for k, (idx, seed) in enumerate(todo, 1):
+        entry = train_once(task, idx, seed, floor)
+        cache.put(task, idx, seed, entry)
+        log(
+            f"  [{task.name}] train {k}/{len(todo)}: lr {lattice_lr(idx):.3g} seed {seed} -> "
+            f"{entry['metric']:.4f} ({entry['status']}, {entry['seconds']}s)"
+        )
+
+
+def mean_metric(task: BenchTask, cache: TrainCache, pairs: Sequence[tuple[int, int]]) -> float:
+    return float(np.mean([cache.get(task, i, s)["metric"] for i, s in pairs]))  # type: ignore[index]
+
+
+# -- range tests --------------------------------------------------------------------------
+@dataclass
+class CurveData:
+    """One range-test curve as cached: the raw record, enough to re-apply any smoothing."""
+
+    lrs: np.ndarray
+    losses: np.ndarray  # raw loss per step
+    smoothed: np.ndarray  # the engine's online EMA (decides divergence)
+    stop_reason: str
+
+    @property
+    def diverged(self) -> bool:
+        return self.stop_reason in ("diverged", "nan")
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(a: np.ndarray) -> list[float | None]:
+            return [float(v) if math.isfinite(v) else None for v in a]
+
+        return {
+            "lrs": clean(self.lrs),
+            "losses": clean(self.losses),
+            "smoothed": clean(self.smoothed),
+            "stop_reason": self.stop_reason,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CurveData:
+        def arr(v: list[float | None]) -> np.ndarray:
+            return np.array([np.nan if x is None else x for x in v], dtype=float)
+
+        return cls(arr(d["lrs"]), arr(d["losses"]), arr(d["smoothed"]), d["stop_reason"])
+
+
+@dataclass
+class TaskCurves:
+    """Range-test groups for one task (GROUPS x REPEATS curves) and the baseline's picks."""
+
+    groups: list[list[CurveData]]
+    tlf: list[float | None] = field(default_factory=list)  # torch-lr-finder, one per group
+
+
+def range_settings() -> Any:
+    """The range test the benchmark runs: find_lr's defaults."""
+    from lrtune.rangetest import RangeTestSettings
+
+    return RangeTestSettings()
+
+
+def curve_key(task: BenchTask) -> str:
+    """Raw curves depend on the task file, the ramp and torch, not on how they are smoothed."""
+    import torch
+
+    s = range_settings()
+    ramp = f"{s.start_lr:g}-{s.end_lr:g}x{s.steps}{s.mode}/ema{s.smooth:g}/div{s.diverge:g}"
+    return f"{task.name}@{file_hash(task.path)}|{ramp}|torch{torch.__version__}"
+
+
+def torch_lr_finder_suggestion(task: BenchTask, seed: int) -> float | None:
+    """torch-lr-finder's range test (its defaults, 1e-7 .. 10 in 100 steps) and suggestion."""
+    try:
+        from torch_lr_finder import LRFinder
+    except ImportError:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lrtune.runtime import seed_everything
+    from lrtune.task import load_task
+
+    t = load_task(task.path)
+    seed_everything(seed)
+    model = t.build_model()
+    opt = t.build_optimizer(model.parameters(), 1e-7)
+    finder = LRFinder(model, opt, t.loss_of, device="cpu")
+    fig, ax = plt.subplots()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            finder.range_test(t.train_loader(), end_lr=10, num_iter=100)
+            _, lr = finder.plot(ax=ax, suggest_lr=True)
+    except Exception as exc:  # its suggestion fails on short curves; that is a data point
+        log(f"  [{task.name}] torch-lr-finder gave no suggestion: {exc}")
+        return None
+    finally:
+        plt.close(fig)
+    return float(lr) if lr is not None else None
+
+
+def ensure_curves(task: BenchTask, groups: int) -> TaskCurves:
+    """Run (or load) `groups` x find_lr(repeats=REPEATS) and torch-lr-finder per group."""
+    from lrtune.rangetest import find_lr
+
+    store = load_json(CURVE_CACHE)
+    key = curve_key(task)
+    entry = store.get(key, {"groups": [], "tlf": []})
+    changed = False
+    while len(entry["groups"]) < groups:
+        g = len(entry["groups"])
+        t0 = time.perf_counter()
+        res = find_lr(task.path, seed=REPEATS * g, repeats=REPEATS, device="cpu")
+        curves = [CurveData(c.lrs, c.losses, c.smoothed, c.stop_reason) for c in res.curves]
+        entry["groups"].append([c.to_json() for c in curves])
+        changed = True
+        log(f"  [{task.name}] range tests, group {g}: {time.perf_counter() - t0:.1f}s")
+    while len(entry["tlf"]) < groups:
+        g = len(entry["tlf"])
+        entry["tlf"].append(torch_lr_finder_suggestion(task, REPEATS * g))
+        changed = True
+    if changed:
+        store[key] = entry
+        save_json(CURVE_CACHE, store)
+    return TaskCurves(
+        groups=[[CurveData.from_json(c) for c in grp] for grp in entry["groups"][:groups]],
+        tlf=entry["tlf"][:groups],
+    )
+
+
+# -- readings: which smoothed curve the rules read ----------------------------------------
+ENGINE = "engine"  # whatever lrtune.rangetest reads today (Curve.usable + build_result)
+
+
+def engine_result(curves: Sequence[CurveData]) -> Any:
+    """The engine's own RangeTestResult for cached curves (its reading, aggregation, rules)."""
+    from lrtune.rangetest import Curve, build_result, reading_curve
+    from lrtune.suggest import HEADLINE_RULE
+
+    s = range_settings()
+    rebuilt = [
+        Curve(
+            lrs=c.lrs,
+            losses=c.losses,
+            smoothed=c.smoothed,
+            stop_reason=c.stop_reason,
+            seed=0,
+            seconds=0.0,
+            steps_run=len(c.lrs),
+            centered=reading_curve(c.losses, c.stop_reason, s),
+        )
+        for c in curves
+    ]
+    return build_result(s, rebuilt, HEADLINE_RULE, "", "", 0.0)
+
+
+def _zero_lag(c: CurveData) -> np.ndarray:
+    """Zero-lag smoothing as the engine computes it (cut only when the online EMA diverged)."""
+    from lrtune.rangetest import reading_curve
+
+    return reading_curve(c.losses, c.stop_reason, range_settings())
+
+
+def _ema(c: CurveData) -> np.ndarray:
+    """The online EMA, cut before the step that tripped divergence (as Curve.usable cuts)."""
+    out = c.smoothed.copy()
+    if c.diverged:
+        out[-1] = np.nan
+    return out
+
+
+def proposed_blowup_index(raw: Sequence[float], diverge: float) -> int:
+    """Proposed for rangetest.blowup_index: also stop where the loss is back above its start.
+
+    The engine's test (raw loss > diverge x the best running median) misses blow-ups of
+    losses that saturate (cross-entropy settles near log(classes) after it explodes); a
+    running-median loss that climbs back above the loss the test started from, after its
+    minimum, means training broke, whatever the scale.
+    """
+    from lrtune.rangetest import blowup_index, median_filter
+
+    v = np.asarray(raw, dtype=float)
+    cut = blowup_index(v, diverge)
+    med = median_filter(v, 5)
+    finite = np.isfinite(med[:cut])
+    if finite.sum() < 3:
+        return cut
+    start = float(np.nanmedian(med[: max(3, len(v) // 10)]))
+    i_min = int(np.nanargmin(np.where(finite, med[:cut], np.nan)))
+    back = np.nonzero(med[i_min:cut] > start)[0]
+    return i_min + int(back[0]) if len(back) else cut
+
+
+def _zero_lag_cut(c: CurveData) -> np.ndarray:
+    """Zero-lag smoothing cut at the proposed blow-up index, whether or not the EMA diverged."""
+    from lrtune.rangetest import zero_lag
+
+    s = range_settings()
+    n = len(c.losses)
+    cut = proposed_blowup_index(c.losses, s.diverge)
+    smooth = zero_lag(list(c.losses[:cut]), min(1.0, 2 * s.smooth))
+    return np.append(smooth, [np.nan] * (n - cut))
+
+
+def _ema_weight(weight: float) -> Callable[[CurveData], np.ndarray]:
+    """The online EMA with another weight (sensitivity check; the stop point is unchanged)."""
+
+    def reading(c: CurveData) -> np.ndarray:
+        from lrtune.rangetest import ema
+
+        out = np.full(len(c.losses), np.nan)
+        ok = np.isfinite(c.losses)
+        out[ok] = ema(c.losses[ok], weight)
+        if c.diverged:
+            out[-1] = np.nan
+        return out
+
+    return reading
+
+
+READINGS: dict[str, Callable[[CurveData], np.ndarray]] = {
+    "zero-lag": _zero_lag,  # forward-backward EMA over a running median (no lag)
+    "zero-lag+cut": _zero_lag_cut,  # the same, always cut where the raw loss blew up
+    "ema": _ema,  # the online EMA (lags ~1/smooth steps; fastai and torch-lr-finder read it)
+    "ema(0.025)": _ema_weight(0.025),  # sensitivity: half and twice the default --smooth
+    "ema(0.1)": _ema_weight(0.1),
+}
+
+
+def readable(curves: Sequence[CurveData], reading: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lrs, loss) a rule reads: one curve, or the median over repeats, as build_result does."""
+    from lrtune.suggest import prepare_curve
+
+    n = min(len(c.lrs) for c in curves)
+    lrs = curves[0].lrs[:n]
+    stack = np.stack([READINGS[reading](c)[:n] for c in curves])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns past a divergence
+        loss = np.nanmedian(stack, axis=0) if len(curves) > 1 else stack[0]
+    end = n - (1 if any(c.diverged for c in curves) else 0)
+    return prepare_curve(lrs[:end], loss[:end])
+
+
+# -- candidate rules tried here and not in lrtune.suggest (same contract as its rules) ---
+Rule = Callable[[np.ndarray, np.ndarray], "float | None"]
+
+
+def _lr_at_min(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    return float(lrs[int(np.argmin(losses))]) if len(lrs) >= 2 else None
+
+
+def _basin_left(tol: float) -> Rule:
+    """The LR where the loss first gets within `tol` x (start - min) of its minimum."""
+
+    def rule(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+        i_min = int(np.argmin(losses))
+        drop = float(losses[0] - losses[i_min])
+        if drop <= 0:
+            return None
+        near = np.nonzero(losses[: i_min + 1] <= losses[i_min] + tol * drop)[0]
+        return float(lrs[int(near[0])])
+
+    return rule
+
+
+def _last(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    return float(lrs[-1]) if len(lrs) else None
+
+
+def _scaled(fn: Rule, k: float) -> Rule:
+    def rule(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+        lr = fn(lrs, losses)
+        return None if lr is None else lr / k
+
+    return rule
+
+
+CANDIDATES: dict[str, Rule] = {
+    "min/3": _scaled(_lr_at_min, 3.0),  # a gentler fraction of the LR at the minimum
+    "basin10/3": _scaled(_basin_left(0.10), 3.0),  # 1/3 of where 90% of the drop is done
+    "blowup/10": _scaled(_last, 10.0),  # 1/10 of where the reading curve ends (divergence)
+    "blowup/30": _scaled(_last, 30.0),
+}
+
+
+def rule_lr(rule: str, lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """A registry rule or a candidate on (lrs, losses); None when it has nothing to say."""
+    from lrtune.suggest import MIN_POINTS, get_rule
+
+    if len(lrs) < MIN_POINTS:
+        return None
+    fn = CANDIDATES[rule] if rule in CANDIDATES else get_rule(rule).fn
+    lr = fn(lrs, losses)
+    return float(lr) if lr is not None and math.isfinite(lr) and lr > 0 else None
+
+
+def suggest_group(
+    curves: Sequence[CurveData], reading: str, rules: Sequence[str]
+) -> tuple[dict[str, float | None], dict[str, list[float | None]]]:
+    """(rule -> suggestion from the group, rule -> suggestion per curve) for one reading."""
+    if reading == ENGINE:
+        res = engine_result(curves)
+        return dict(res.suggestions), {k: list(v) for k, v in res.per_repeat.items()}
+    agg = {r: rule_lr(r, *readable(curves, reading)) for r in rules}
+    per = {r: [rule_lr(r, *readable([c], reading)) for c in curves] for r in rules}
+    return agg, per
+
+
+# -- evaluation ---------------------------------------------------------------------------
+MODES = ("repeats=1", "repeats=3")
+BASELINE = "torch-lr-finder"
+Key = tuple[str, str, str]  # (rule, reading, mode)
+
+
+def ratio(values: Sequence[float | None]) -> float | None:
+    """max/min of positive values; None if any is missing."""
+    if not values or any(v is None or v <= 0 for v in values):
+        return None
+    return max(values) / min(values)  # type: ignore[type-var,operator]
+
+
+@dataclass
+class Outcome:
+    """One (rule, reading, mode) on one task: the LR per group and what it trained to."""
+
+    lrs: list[float | None]  # one suggestion per independent range-test group
+    metric: float  # mean over groups of the final val metric (group g trained with seed g)
+    regret: float  # native units: accuracy points, or % relative MSE
+    score: float  # regret on one scale: accuracy points (regression: % / 10)
+    within: float | None = None  # worst spread of per-repeat suggestions inside one run
+
+    @property
+    def spread(self) -> float | None:
+        """max/min of the suggestion across independent runs (different init and data order)."""
+        return ratio(self.lrs)
+
+    @property
+    def typical_lr(self) -> float | None:
+        v = [x for x in self.lrs if x]
+        return float(np.exp(np.mean(np.log(v)))) if v else None
+
+
+@dataclass
+class TaskResult:
+    task: BenchTask
+    floor: float
+    oracle_idx: int
+    oracle_metric: float
+    oracle_sd: float
+    grid: list[tuple[float, float]]  # (lr, mean metric)
+    outcomes: dict[Key, Outcome]
+
+
+def regret_of(task: BenchTask, best: float, achieved: float) -> tuple[float, float]:
+    """(regret in native units, score in accuracy points)."""
+    if task.kind == "classification":
+        r = 100.0 * (best - achieved)
+        return r, r
+    r = 100.0 * (achieved - best) / best
+    return r, r * POINT_PER_PCT
+
+
+def suggestions_for(
+    curves: TaskCurves, rules: Sequence[str]
+) -> dict[Key, tuple[list[float | None], float | None]]:
+    """(rule, reading, mode) -> (one suggestion per group, worst within-run spread)."""
+    from lrtune.suggest import RULES
+
+    out: dict[Key, tuple[list[float | None], float | None]] = {}
+    for reading in (ENGINE, *READINGS):
+        names = list(RULES) if reading == ENGINE else list(rules)
+        single = [suggest_group(grp[:1], reading, names)[0] for grp in curves.groups]
+        full = [suggest_group(grp, reading, names) for grp in curves.groups]
+        for r in names:
+            out[(r, reading, "repeats=1")] = ([s.get(r) for s in single], None)
+            within = [ratio(per.get(r, [])) for _, per in full]
+            worst = None if any(w is None for w in within) else max(within)  # type: ignore[type-var]
+            out[(r, reading, "repeats=3")] = ([agg.get(r) for agg, _ in full], worst)
+    for mode in MODES:
+        out[(BASELINE, "ema", mode)] = (list(curves.tlf), None)
+    return out
+
+
+def evaluate_task(
+    task: BenchTask, groups: int, cache: TrainCache, rules: Sequence[str]
+) -> TaskResult:
+    """Oracle sweep, range tests, every rule's suggestion trained; all cached."""
+    log(f"[{task.name}] {task.kind}, {task.optimizer}, {task.epochs} epochs")
+    floor = constant_predictor(task)
+    grid = task.grid_indices()
+    ensure_trainings(task, [(i, s) for i in grid for s in SEEDS], cache, floor)
+    means = {i: mean_metric(task, cache, [(i, s) for s in SEEDS]) for i in grid}
+    better = max if task.kind == "classification" else min
+    best_idx = better(grid, key=lambda i: means[i])
+    if best_idx in (grid[0], grid[-1]):
+        log(f"  warning: [{task.name}] the oracle best is at the edge of the grid: widen it")
+    sd = float(np.std([cache.get(task, best_idx, s)["metric"] for s in SEEDS]))  # type: ignore[index]
+
+    curves = ensure_curves(task, groups)
+    sugg = suggestions_for(curves, rules)
+    wanted = [(snap(lr), SEEDS[g]) for lrs, _ in sugg.values() for g, lr in enumerate(lrs) if lr]
+    ensure_trainings(task, wanted, cache, floor)
+
+    outcomes: dict[Key, Outcome] = {}
+    for key, (lrs, within) in sugg.items():
+        got = [
+            cache.get(task, snap(lr), SEEDS[g])["metric"] if lr else floor  # type: ignore[index]
+            for g, lr in enumerate(lrs)
+        ]
+        metric = float(np.mean(got))
+        regret, score = regret_of(task, means[best_idx], metric)
+        outcomes[key] = Outcome(lrs, metric, regret, score, within)
+    return TaskResult(
+        task=task,
+        floor=floor,
+        oracle_idx=best_idx,
+        oracle_metric=means[best_idx],
+        oracle_sd=sd,
+        grid=[(lattice_lr(i), means[i]) for i in grid],
+        outcomes=outcomes,
+    )
+
+
+# -- aggregation and tables ---------------------------------------------------------------
+@dataclass
+class Row:
+    """One (rule, reading, mode) across tasks."""
+
+    key: Key
+    per: list[Outcome]
+    dev: tuple[float, float]  # (median, worst) score over the tasks rules were chosen on
+    held: tuple[float, float] | None  # the same over held-out tasks
+    spread: float | None  # worst spread across independent runs
+    within: float | None  # worst spread of per-repeat suggestions inside one run
+
+
+def med_worst(scores: Sequence[float]) -> tuple[float, float] | None:
+    return (float(np.median(scores)), float(np.max(scores))) if scores else None
+
+
+def make_rows(results: Sequence[TaskResult], keys: Iterable[Key]) -> list[Row]:
+    rows = []
+    for key in keys:
+        if not all(key in r.outcomes for r in results):
+            continue
+        per = [r.outcomes[key] for r in results]
+        dev = med_worst([o.score for r, o in zip(results, per) if not r.task.heldout])
+        held = med_worst([o.score for r, o in zip(results, per) if r.task.heldout])
+        spreads = [o.spread for o in per]
+        withins = [o.within for o in per]
+        rows.append(
+            Row(
+                key=key,
+                per=per,
+                dev=dev or (math.nan, math.nan),
+                held=held,
+                spread=None if any(s is None for s in spreads) else max(spreads),  # type: ignore[type-var]
+                within=None if any(w is None for w in withins) else max(withins),  # type: ignore[type-var]
+            )
+        )
+    return rows
+
+
+def best_row(rows: Sequence[Row]) -> Row:
+    """Lowest median regret on the development tasks, ties broken by the worst case."""
+    return min(rows, key=lambda r: (round(r.dev[0], 2), r.dev[1]))
+
+
+def fmt_lr(lr: float | None) -> str:
+    return "-" if lr is None else f"{lr:.2g}"
+
+
+def fmt_x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}x"
+
+
+def fmt_metric(task: BenchTask, v: float) -> str:
+    return f"{100 * v:.1f}%" if task.kind == "classification" else f"{v:.3f}"
+
+
+def fmt_regret(task: BenchTask, r: float) -> str:
+    return f"{r:+.1f}" if task.kind == "classification" else f"{r:+.0f}%"
+
+
+def fmt_mw(mw: tuple[float, float] | None) -> list[str]:
+    return ["-", "-"] if mw is None else [f"{mw[0]:.2f}", f"{mw[1]:.2f}"]
+
+
+def label(task: BenchTask) -> str:
+    return f"{task.name}*" if task.heldout else task.name
+
+
+def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def oracle_table(results: Sequence[TaskResult], markdown: bool) -> str:
+    headers = ["task", "optimizer", "budget", "oracle grid", "oracle LR", "oracle metric",
+               "sd (3 seeds)", "constant predictor"]  # fmt: skip
+    rows = []
+    for r in results:
+        t = r.task
+        metric = "val acc" if t.kind == "classification" else "val MSE"
+        sd = f"{100 * r.oracle_sd:.1f}" if t.kind == "classification" else f"{r.oracle_sd:.3f}"
+        rows.append([
+            label(t), t.optimizer, f"{t.epochs} epochs",
+            f"{fmt_lr(r.grid[0][0])} .. {fmt_lr(r.grid[-1][0])}",
+            fmt_lr(lattice_lr(r.oracle_idx)), f"{metric} {fmt_metric(t, r.oracle_metric)}",
+            sd, fmt_metric(t, r.floor),
+        ])  # fmt: skip
+    return render(headers, rows, markdown)
+
+
+def regret_table(results: Sequence[TaskResult], rows: Sequence[Row], markdown: bool) -> str:
+    """Per task: the suggested LR (geometric mean over runs) and its regret; then summaries."""
+    headers = ["rule", *(label(r.task) for r in results), "median", "worst", "median*", "worst*",
+               "spread"]  # fmt: skip
+    body = []
+    for row in sorted(rows, key=lambda r: (round(r.dev[0], 2), r.dev[1])):
+        cells = [row.key[0]]
+        cells += [f"{fmt_lr(o.typical_lr)} {fmt_regret(r.task, o.regret)}"
+                  for r, o in zip(results, row.per)]  # fmt: skip
+        cells += [*fmt_mw(row.dev), *fmt_mw(row.held), fmt_x(row.spread)]
+        body.append(cells)
+    return render(headers, body, markdown)
+
+
+def readings_table(rows: Sequence[Row], markdown: bool) -> str:
+    headers = ["rule", "reading", "mode", "median", "worst", "median*", "worst*", "spread",
+               "within-run spread"]  # fmt: skip
+    body = [
+        [*row.key, *fmt_mw(row.dev), *fmt_mw(row.held), fmt_x(row.spread), fmt_x(row.within)]
+        for row in sorted(rows, key=lambda r: (round(r.dev[0], 2), r.dev[1]))
+    ]
+    return render(headers, body, markdown)
+
+
+def spread_table(results: Sequence[TaskResult], rule: str, markdown: bool) -> str:
+    headers = ["spread of " + rule, *(label(r.task) for r in results), "max"]
+    lines = []
+    for name, mode, attr in [
+        ("across runs, --repeats 1", "repeats=1", "spread"),
+        ("across runs, --repeats 3", "repeats=3", "spread"),
+        ("within one --repeats 3 run", "repeats=3", "within"),
+    ]:
+        vals = [getattr(r.outcomes[(rule, ENGINE, mode)], attr) for r in results]
+        ok = [v for v in vals if v is not None]
+        lines.append([name, *(fmt_x(v) for v in vals), fmt_x(max(ok) if ok else None)])
+    return render(headers, lines, markdown)
+
+
+def summary(results: Sequence[TaskResult]) -> dict[str, Any]:
+    """Every number, for --json."""
+    return {
+        "tasks": [
+            {
+                "name": r.task.name,
+                "heldout": r.task.heldout,
+                "kind": r.task.kind,
+                "optimizer": r.task.optimizer,
+                "epochs": r.task.epochs,
+                "constant_predictor": r.floor,
+                "oracle_lr": lattice_lr(r.oracle_idx),
+                "oracle_metric": r.oracle_metric,
+                "grid": r.grid,
+                "outcomes": {
+                    "/".join(k): {
+                        "lrs": o.lrs,
+                        "metric": o.metric,
+                        "regret": o.regret,
+                        "score": o.score,
+                        "spread": o.spread,
+                        "within": o.within,
+                    }
+                    for k, o in r.outcomes.items()
+                },
+            }
+            for r in results
+        ]
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", nargs="*", help="task names (default: all)")
+    parser.add_argument("--markdown", action="store_true", help="print markdown tables")
+    parser.add_argument("--json", type=Path, help="write every number to this JSON file")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from lrtune.suggest import HEADLINE_RULE, RULES
+
+    torch.set_num_threads(args.threads)
+    by_name = {t.name: t for t in TASKS}
+    unknown = [n for n in args.tasks or [] if n not in by_name]
+    if unknown:
+        parser.error(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(by_name)}")
+    tasks = [by_name[n] for n in args.tasks] if args.tasks else list(TASKS)
+    cache = TrainCache()
+    rules = [*RULES, *CANDIDATES]
+    t0 = time.perf_counter()
+    results = [evaluate_task(t, len(SEEDS), cache, rules) for t in tasks]
+    log(f"done in {time.perf_counter() - t0:.0f}s")
+
+    md = args.markdown
+    print("Oracle: constant LR for a fixed budget; metric = mean over seeds 0-2 at the best grid "
+          "LR (* = held-out task, not used to choose the rule)\n")  # fmt: skip
+    print(oracle_table(results, md))
+    for mode in ("repeats=3", "repeats=1"):
+        keys = [(r, ENGINE, mode) for r in RULES] + [(BASELINE, "ema", mode)]
+        print(f"\nRegret of each rule as lrtune computes it, {mode.replace('=', ' ')} "
+              "(cell: LR, geometric mean of 3 runs, and regret in accuracy points or % relative "
+              "MSE; median/worst in points, 10% MSE = 1 point; * = held-out tasks)\n")  # fmt: skip
+        print(regret_table(results, make_rows(results, keys), md))
+    print("\nEvery rule on every reading of the curve (engine = what lrtune reads today)\n")
+    keys = [(r, rd, m) for rd in READINGS for r in rules for m in MODES]
+    keys += [(r, ENGINE, m) for r in RULES for m in MODES]
+    print(readings_table(make_rows(results, keys), md))
+    print(f"\nSpread of the headline ({HEADLINE_RULE}): max/min of its suggestion\n")
+    print(spread_table(results, HEADLINE_RULE, md))
+    for mode in MODES:
+        rows = make_rows(results, [(r, ENGINE, mode) for r in RULES])
+        best = best_row(rows)
+        head = next(r for r in rows if r.key[0] == HEADLINE_RULE)
+        print(f"\n{mode}: lowest median regret on the development tasks: {best.key[0]} "
+              f"(median {best.dev[0]:.2f}, worst {best.dev[1]:.2f}); headline {HEADLINE_RULE}: "
+              f"median {head.dev[0]:.2f}, worst {head.dev[1]:.2f}"
+              + ("" if head.held is None else
+                 f"; held out: median {head.held[0]:.2f}, worst {head.held[1]:.2f}"))  # fmt: skip
+    if args.json:
+        save_json(args.json, summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
