@@ -961,6 +961,7 @@ def _check_range_test(ctx: _Ctx) -> Outcome:
         batch_size=s.batch_size,
         device=str(ctx.device),
         seed=s.seed,
+        repeats=1,  # a sanity check; `lrtune find` runs the repeated, banded test
     )
     ctx.plot_data["range_test"] = result
     values: dict[str, Any] = {
@@ -1164,7 +1165,7 @@ def plot_data_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
         out["overfit"] = overfit
     saved = data.get("range_test")
     if saved:
-        from lrtune.rangetest import Curve, RangeTestSettings, build_result, reading_curve
+        from lrtune.rangetest import Curve, RangeTestSettings, build_result
 
         def arr(values: Sequence[float | None] | None) -> Any:
             if values is None:
@@ -1187,7 +1188,6 @@ def plot_data_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
                     skipped_steps=list(c.get("skipped_steps") or []),
                     val_lrs=arr(c.get("val_lrs")),
                     val_losses=arr(c.get("val_losses")),
-                    centered=reading_curve(raw, c["stop_reason"], settings),
                 )
             )
         result = build_result(
@@ -1230,4 +1230,3 @@ def report_from_dict(body: Mapping[str, Any]) -> DoctorReport:
         raise ConfigError(f"not an lrtune doctor report (no {exc.args[0]!r} in it)") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"not an lrtune doctor report ({exc})") from None
-

@@ -10,7 +10,7 @@ from typing import Any
 
 from lrtune.errors import ConfigError
 from lrtune.plan import LrPlan, plan
-from lrtune.rangetest import RangeTestResult, find_lr
+from lrtune.rangetest import DEFAULT_REPEATS, RangeTestResult, find_lr
 from lrtune.suggest import HEADLINE_RULE
 from lrtune.sweep import SweepResult, parse_values, sweep
 from lrtune.task import Task
@@ -26,7 +26,7 @@ class FindOptions:
     mode: str = "exp"
     smooth: float = 0.05
     diverge: float = 4.0
-    repeats: int = 1
+    repeats: int = DEFAULT_REPEATS
     rule: str = HEADLINE_RULE
     optimizer: str = "sgd"
     weight_decay: float | None = None

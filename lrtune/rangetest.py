@@ -31,6 +31,7 @@ Progress = Callable[..., None]
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
 MODES = ("exp", "linear")
+DEFAULT_REPEATS = 3  # benchmarks/suggest_quality.py: median-of-3 halves the outlier rate
 AMP_MODES = ("bf16", "fp16")
 
 
@@ -97,61 +98,6 @@ def ema(values: Sequence[float], weight: float) -> np.ndarray:
     return out
 
 
-def blowup_index(raw: Sequence[float], diverge: float) -> int:
-    """First step whose raw loss exceeds `diverge` x the lowest running-median loss before it.
-
-    The online EMA notices divergence late; the zero-lag curve must stop where the raw loss
-    actually blew up, or its backward pass drags the explosion into earlier LRs.
-    """
-    v = np.asarray(raw, dtype=float)
-    med = median_filter(v, 5)
-    best = math.inf
-    for i, x in enumerate(v):
-        if not math.isfinite(x) or (i > 0 and x > diverge * best):
-            return max(i, 1)
-        if math.isfinite(med[i]):
-            best = min(best, med[i])
-    return len(v)
-
-
-def reading_curve(raw: Sequence[float], stop_reason: str, s: RangeTestSettings) -> np.ndarray:
-    """The curve the rules read: zero-lag smoothing of the raw loss, NaN from the blow-up on."""
-    n = len(raw)
-    cut = blowup_index(raw, s.diverge) if stop_reason in ("diverged", "nan") else n
-    return np.append(zero_lag(list(raw)[:cut], min(1.0, 2 * s.smooth)), [np.nan] * (n - cut))
-
-
-def median_filter(values: Sequence[float], width: int) -> np.ndarray:
-    """Running median over a centred window (shrinking at the ends); NaNs ignored."""
-    v = np.asarray(values, dtype=float)
-    half = width // 2
-    out = np.empty(len(v))
-    for i in range(len(v)):
-        w = v[max(0, i - half) : i + half + 1]
-        w = w[np.isfinite(w)]
-        out[i] = np.median(w) if len(w) else np.nan
-    return out
-
-
-def zero_lag(values: Sequence[float], weight: float) -> np.ndarray:
-    """Running median (kills single-batch spikes), then a forward-backward EMA.
-
-    As smooth as the online EMA but with no lag: the online EMA trails the raw loss by
-    ~1/weight steps (1.6 decades of LR for the default 100-step ramp), which shifts every
-    rule to the right. Rules read this curve; divergence is still judged online by the EMA.
-    """
-    v = median_filter(values, 5)
-    if weight <= 0 or len(v) < 3:
-        return v.copy()
-    out = np.full(len(v), np.nan)
-    ok = np.isfinite(v)
-    if ok.sum() < 3:
-        return out
-    fwd = ema(v[ok], weight)
-    out[ok] = ema(fwd[::-1], weight)[::-1]
-    return out
-
-
 class LossWatch:
     """The one place that decides when a range test stops: bias-corrected EMA of the loss,
     stop on NaN/inf or when the smoothed loss passes `diverge` x its best.
@@ -200,7 +146,6 @@ class Curve:
     skipped_steps: list[int] = field(default_factory=list)  # fp16 steps the scaler skipped
     val_lrs: np.ndarray | None = None
     val_losses: np.ndarray | None = None
-    centered: np.ndarray = field(default_factory=lambda: np.array([]))  # zero-lag smoothing
 
     @property
     def diverged_lr(self) -> float | None:
@@ -217,7 +162,7 @@ class Curve:
         if self.val_lrs is not None and self.val_losses is not None and len(self.val_lrs):
             return prepare_curve(self.val_lrs, self.val_losses, skip_start=0.0)
         end = len(self.lrs) - (1 if self.stop_reason in ("diverged", "nan") else 0)
-        return prepare_curve(self.lrs[:end], self.centered[:end])
+        return prepare_curve(self.lrs[:end], self.smoothed[:end])
 
 
 @dataclass
@@ -347,7 +292,7 @@ def aggregate_curves(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Median and min-max band over repeats, on the steps every repeat reached.
 
-    The smoothed columns are the zero-lag smoothing that the rules read.
+    The smoothed columns are the online EMA that the rules read.
     """
     if not curves:
         empty = np.array([])
@@ -355,7 +300,7 @@ def aggregate_curves(
     n = min(len(c.lrs) for c in curves)
     lrs = curves[0].lrs[:n]
     raw = np.stack([c.losses[:n] for c in curves])
-    sm = np.stack([c.centered[:n] for c in curves])
+    sm = np.stack([c.smoothed[:n] for c in curves])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns past a divergence
         return (
@@ -462,7 +407,7 @@ class RangeTest:
         settings: RangeTestSettings | None = None,
         *,
         seed: int = 0,
-        repeats: int = 1,
+        repeats: int = DEFAULT_REPEATS,
         rule: str = HEADLINE_RULE,
         progress: Progress | None = None,
     ) -> RangeTestResult:
@@ -590,9 +535,7 @@ class RangeTest:
         if val_l is not None and n:
             keep = val_l <= kept_lrs[n - 1]
             val_l, val_v = val_l[keep], val_v[keep] if val_v is not None else None
-        centered = reading_curve(raw, stop, s)
         return Curve(
-            centered=centered,
             lrs=np.array(kept_lrs[:n]),
             losses=np.array(raw),
             smoothed=np.array(smoothed[:n]),
@@ -737,7 +680,7 @@ def find_lr(
     batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
-    repeats: int = 1,
+    repeats: int = DEFAULT_REPEATS,
     rule: str = HEADLINE_RULE,
     progress: Progress | None = None,
 ) -> RangeTestResult:

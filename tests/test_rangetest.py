@@ -59,7 +59,7 @@ def test_ramp_hits_start_and_end_exactly(tiny_task):
     for mode in ("exp", "linear"):
         seen.clear()
         s = RangeTestSettings(start_lr=1e-5, end_lr=1e-2, steps=20, mode=mode, diverge=1e9)
-        res = RangeTest(model, opt, task.train_loader(), loss, device="cpu").run(s)
+        res = RangeTest(model, opt, task.train_loader(), loss, device="cpu").run(s, repeats=1)
         assert res.curves[0].stop_reason == "end"
         assert seen[0] == 1e-5 and seen[-1] == 1e-2
         assert len(seen) == 20
@@ -69,7 +69,7 @@ def test_ramp_hits_start_and_end_exactly(tiny_task):
 
 
 def test_divergence_stops_early(tiny_task):
-    res = find_lr(tiny_task, start_lr=1e-4, end_lr=1e4, steps=100, device="cpu")
+    res = find_lr(tiny_task, start_lr=1e-4, end_lr=1e4, steps=100, device="cpu", repeats=1)
     c = res.curves[0]
     assert c.stop_reason in ("diverged", "nan")
     assert c.steps_run < 100
@@ -137,7 +137,7 @@ def test_accumulation_advances_lr_per_optimizer_step(tiny_task):
         return task.loss(m, batch)
 
     s = RangeTestSettings(start_lr=1e-4, end_lr=1e-2, steps=10, accumulate=3, diverge=1e9)
-    res = RangeTest(model, opt, task.train_loader(), loss, device="cpu").run(s)
+    res = RangeTest(model, opt, task.train_loader(), loss, device="cpu").run(s, repeats=1)
     assert len(lrs) == 30
     assert len(set(lrs)) == 10
     assert all(lrs[3 * i] == lrs[3 * i + 1] == lrs[3 * i + 2] for i in range(10))
@@ -188,7 +188,9 @@ def test_repeats_start_from_the_same_weights():
 
 
 def test_val_mode_and_bf16_run_on_cpu(tiny_task):
-    res = find_lr(tiny_task, steps=30, val_every=5, val_batches=2, device="cpu", amp="bf16")
+    res = find_lr(
+        tiny_task, steps=30, val_every=5, val_batches=2, device="cpu", amp="bf16", repeats=1
+    )
     c = res.curves[0]
     assert c.val_lrs is not None and len(c.val_lrs) >= 1
     assert res.identical
@@ -204,7 +206,7 @@ def test_settings_are_validated_with_the_value_quoted():
 
 
 def test_result_dict_and_suggestions(tiny_task):
-    res = find_lr(tiny_task, steps=60, device="cpu")
+    res = find_lr(tiny_task, steps=60, device="cpu", repeats=1)
     d = res.to_dict()
     assert d["command"] == "find"
     assert d["weights"]["restored"] is True
@@ -213,13 +215,13 @@ def test_result_dict_and_suggestions(tiny_task):
 
 
 def test_guard_flat_and_never_diverged(tiny_task):
-    res = find_lr(tiny_task, start_lr=1e-9, end_lr=1e-7, steps=30, device="cpu")
+    res = find_lr(tiny_task, start_lr=1e-9, end_lr=1e-7, steps=30, device="cpu", repeats=1)
     text = " ".join(res.warnings)
     assert "flat" in text and "never diverged" in text
 
 
 def test_guard_diverged_at_once(tiny_task):
-    res = find_lr(tiny_task, start_lr=1e3, end_lr=1e6, steps=50, device="cpu")
+    res = find_lr(tiny_task, start_lr=1e3, end_lr=1e6, steps=50, device="cpu", repeats=1)
     text = " ".join(res.warnings)
     assert "diverged almost at once" in text and "usable points" in text
     assert res.lr is None
@@ -231,7 +233,7 @@ def test_guard_nan_in_first_steps(tiny_task):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     res = RangeTest(
         model, opt, task.train_loader(), lambda m, b: task.loss(m, b) * float("nan"), device="cpu"
-    ).run(RangeTestSettings(steps=20))
+    ).run(RangeTestSettings(steps=20), repeats=1)
     assert res.curves[0].stop_reason == "nan"
     assert any("NaN" in w for w in res.warnings)
 

@@ -48,15 +48,15 @@ from lrtune.cli.options import (
 @click.option(
     "--repeats",
     type=int,
-    default=1,
+    default=3,
     show_default=True,
-    help="Range tests with different seeds: median curve, band, spread.",
+    help="Range tests with different seeds: median curve, band, spread, confidence.",
 )
 @click.option(
     "--suggest",
     "rule",
     default=None,
-    help="Headline rule (valley, steepest, minimum, slide, ...). [default: the benchmark's best]",
+    help="Headline rule: consensus, valley, steepest, minimum, slide, edge. [default: consensus]",
 )
 @click.option(
     "--optimizer",

@@ -7,7 +7,7 @@ from typing import Any
 
 from lrtune.report.rundir import save_figure, write_csv, write_json
 
-CSV_HEADER = ("repeat", "step", "lr", "loss", "smoothed", "smoothed_zero_lag")
+CSV_HEADER = ("repeat", "step", "lr", "loss", "smoothed")
 
 
 def curve_rows(result: Any) -> list[tuple[Any, ...]]:
@@ -22,7 +22,6 @@ def curve_rows(result: Any) -> list[tuple[Any, ...]]:
                     float(c.lrs[i]),
                     _num(c.losses[i]),
                     _num(c.smoothed[i]),
-                    _num(c.centered[i]) if i < len(c.centered) else None,
                 )
             )
     return rows
@@ -75,10 +74,9 @@ def load_curves(run_dir: Path) -> tuple[Any, list[Any]]:
 
     import numpy as np
 
-    from lrtune.rangetest import Curve, RangeTestSettings, reading_curve
+    from lrtune.rangetest import Curve
 
     body = json.loads((run_dir / "result.json").read_text())
-    settings = RangeTestSettings(**body["settings"])
     rows: dict[int, list[dict[str, str]]] = {}
     with open(run_dir / "lr_find.csv", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -103,7 +101,6 @@ def load_curves(run_dir: Path) -> tuple[Any, list[Any]]:
                 seconds=meta.get("seconds", 0.0),
                 steps_run=n,
                 skipped_steps=meta.get("skipped_steps", []),
-                centered=reading_curve(raw, stop, settings),
             )
         )
     return body, curves

@@ -197,8 +197,8 @@ def sweep_plot_data(sweep: Any, task_name: str = "") -> SweepPlotData:
     lows, starts = [], []
     for v, r in zip(sweep.values, sweep.results):
         c = r.curves[0]
-        curves.append((float(v), c.lrs, c.centered))
-        fin = c.centered[np.isfinite(c.centered)]
+        curves.append((float(v), c.lrs, c.smoothed))
+        fin = c.smoothed[np.isfinite(c.smoothed)]
         if len(fin):
             lows.append(float(fin.min()))
             starts.append(float(fin[: max(1, len(fin) // 10)].max()))
