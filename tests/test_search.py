@@ -373,7 +373,8 @@ def test_refine_runs_a_short_pass_then_a_longer_one_around_the_best(
     assert coarse_best in refined and len(refined) in (2, 3)
     assert min(refined) >= 0.01 and max(refined) <= 1.0
     coarse = [t for t in res.trials if t.pass_name == "coarse"]
-    assert all(t.schedule["step_size"] == 1 for t in coarse)  # 2 of 3 epochs -> 1 of 1
+    # decay after 2 of 3 epochs (8 steps each) -> after 5 of the coarse pass's 8 steps
+    assert all(t.schedule["interval"] == "step" and t.schedule["step_size"] == 5 for t in coarse)
     assert res.best is not None and res.best.pass_name == "refine"
 
 
@@ -476,6 +477,23 @@ def test_lr_auto_runs_the_range_test_once_and_resume_reuses_it(
     assert second.finished and second.lr_auto == lr and second.ran_now == 1
     assert not [e for e in events if e.kind == "lr_auto"]  # the range test did not run again
     assert {t.lr for t in second.trials} == {lr}
+
+
+def test_scale_schedule_keeps_the_shape() -> None:
+    from lrtune import schedules
+    from lrtune.search.runner import scale_schedule
+
+    spec = {"name": "multistep", "milestones": [4, 8], "gamma": 0.1, "warmup": {"epochs": 1}}
+    short = scale_schedule(spec, 1 / 3, 10)  # 12 epochs -> 4, 10 steps per epoch
+    assert short["interval"] == "step" and short["milestones"] == [13, 27]
+    assert short["warmup"] == {"steps": 3}
+    full = schedules.lr_curve(spec, 1.0, 10, 12)
+    coarse = schedules.lr_curve(short, 1.0, 10, 4)
+    assert min(full) == min(coarse) == pytest.approx(0.01)  # same decays, a third as long
+    exp = scale_schedule({"name": "exponential", "gamma": 0.5}, 0.5, 4)
+    assert schedules.lr_curve(exp, 1.0, 4, 2)[-1] == pytest.approx(
+        schedules.lr_curve({"name": "exponential", "gamma": 0.5}, 1.0, 4, 4)[-1], rel=0.3
+    )
 
 
 def test_pruning_waits_until_the_schedules_differ(tmp_path: Path, tiny_task: Path) -> None:

@@ -330,6 +330,8 @@ def heatmap_data(result: SearchResult) -> HeatmapData | None:
     best_xy = (best.point.get(x_name), best.point.get(y_name)) if best else None
     better = "lower" if result.mode == "min" else "higher"
     title = f"{what.capitalize()} by {x_name} and {y_name} ({better} is better)"
+    if pass_name != "main":
+        title += f", {pass_name} pass"
     kinds = result.kinds.get(pass_name, {})
     is_range = any(kinds.get(n) in ("range", "log") for n in (x_name, y_name))
     numeric = all(

@@ -87,37 +87,53 @@ def study_name(cfg: SearchConfig, pass_name: str, seed: int) -> str:
     return f"{STUDY_PREFIX}-{task.stem}-{h.hexdigest()[:8]}-{pass_name}-s{seed}"
 
 
-def scale_schedule(spec: Mapping[str, Any], factor: float) -> dict[str, Any]:
-    """The spec with every run-length parameter scaled by `factor` (the coarse pass).
+# Per-unit rates: in a run `factor` times as long, rate ** (1 / factor) per unit keeps the
+# decay over the whole run the same.
+RATE_PARAMS: Mapping[str, str] = {"exponential": "gamma"}
 
-    A schedule that decays at epochs 30 and 60 of 90 decays at 3 and 6 of 9 in a coarse
-    pass of 9 epochs: the coarse pass compares the schedules' shapes, and its best point
-    is kept in the full run's units.
+
+def scale_schedule(spec: Mapping[str, Any], factor: float, steps_per_epoch: int) -> dict[str, Any]:
+    """The spec laid out over a run `factor` times as long (the coarse pass of --refine).
+
+    A schedule that decays after 4 and 8 of 12 epochs decays after 1/3 and 2/3 of a
+    4-epoch coarse pass: the coarse pass compares the schedules' shapes, and its best
+    point is kept in the full run's units. Epoch-counted schedules are converted to
+    optimizer steps first (interval: step), so that short runs keep distinct shapes
+    instead of rounding step_size 2 and 4 to the same single epoch.
     """
     from lrtune import schedules
 
     info = schedules.get_schedule(spec["name"])
     out = dict(spec)
+    interval = out.get("interval") or info.default_interval
+    per_unit = factor
+    if interval == "epoch" and not info.epoch_only:
+        out["interval"] = "step"
+        per_unit = factor * steps_per_epoch
     for param in info.params:
         value = out.get(param.name)
-        if not param.unit or value is None:
+        if value is None:
             continue
-        if param.kind == "int_list":
+        if RATE_PARAMS.get(info.name) == param.name:
+            out[param.name] = float(value) ** (1.0 / per_unit)
+        elif param.unit and param.kind == "int_list":
             scaled: list[int] = []
             for v in value:
-                s = max(1, round(v * factor))
-                if not scaled or s > scaled[-1]:
-                    scaled.append(s)
+                v_new = max(1, round(v * per_unit))
+                if not scaled or v_new > scaled[-1]:
+                    scaled.append(v_new)
             out[param.name] = scaled
-        elif param.kind == "int":
-            out[param.name] = max(1, round(value * factor))
+        elif param.unit and param.kind == "int":
+            out[param.name] = max(1, round(value * per_unit))
     warmup = out.get("warmup")
     if isinstance(warmup, Mapping):
-        w = dict(warmup)
-        if "epochs" in w and w["epochs"] is not None:
-            w["epochs"] = max(1, round(float(w["epochs"]) * factor))
-        if "steps" in w and w["steps"] is not None:
-            w["steps"] = max(1, round(int(w["steps"]) * factor))
+        w = {k: v for k, v in warmup.items() if k not in ("epochs", "steps")}
+        if warmup.get("steps") is not None:
+            w["steps"] = max(1, round(int(warmup["steps"]) * factor))
+        elif warmup.get("epochs") is not None and out.get("interval") == "step":
+            w["steps"] = max(1, round(float(warmup["epochs"]) * factor * steps_per_epoch))
+        elif warmup.get("epochs") is not None:
+            w["epochs"] = max(1, round(float(warmup["epochs"]) * factor))
         out["warmup"] = w
     return out
 
@@ -312,7 +328,9 @@ class Search:
     def _schedule_for(self, space: Space, point: Mapping[str, Any], pass_name: str) -> dict:
         _, spec = space.materialize(point)
         if pass_name == "coarse":
-            spec = scale_schedule(spec, self.cfg.pass_epochs("coarse") / self.cfg.run.epochs)
+            assert self.prepared is not None
+            factor = self.cfg.pass_epochs("coarse") / self.cfg.run.epochs
+            spec = scale_schedule(spec, factor, self.prepared[1])
         return spec
 
     def _prune_from(self, p: _Pass, lr: float | None, spe: int) -> int:
@@ -565,9 +583,9 @@ class Search:
         quiet_optuna()
         task = self._load_task()
         spe = self._steps_per_epoch(task)
+        self.prepared = (task, spe)
         first = "coarse" if self.cfg.settings.refine is not None else "main"
         self._validate_fit(self.cfg.space, self.cfg.pass_epochs(first), spe, first)
-        self.prepared = (task, spe)
 
     def run(self) -> SearchResult:
         """Run (or continue) every pass; returns what the storage holds at the end."""
