@@ -165,7 +165,7 @@ def draw_lr_find(d: FindPlotData) -> Any:
     ax.set_title(d.title, fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", alpha=0.08)
-    ax.legend(loc="upper left", fontsize=8.5, framealpha=0.9)
+    ax.legend(loc="lower left", fontsize=8.5, framealpha=0.9)  # low LRs sit high: keep clear
     ax.text(
         0.99,
         0.02,
