@@ -281,10 +281,11 @@ def test_budget_then_resume_runs_only_the_missing_trials(
     assert first.exit_code == 0, first.output
     assert calls(counting_task) == 3 and "--resume" in first.stderr
     reset_calls(counting_task)
-    second = invoke("search", "--resume", str(out))
+    second = invoke("search", "--resume", str(out), "--json")
     assert second.exit_code == 0, second.output
     assert calls(counting_task) == 5  # only the missing ones
-    body = json.loads((out / "result.json").read_text())
+    body = json.loads(second.stdout)  # --json: stdout holds the JSON and nothing else
+    assert body == json.loads((out / "result.json").read_text())
     assert body["counts"]["complete"] == 8 and body["ran_now"] == 5 and body["finished"]
 
 

@@ -114,7 +114,7 @@ def search(config: str | None, **o: Any) -> None:
         console.error(f"interrupted: continue with  lrtune search --resume {run_dir}")
         raise
     body = write_search_outputs(result, cfg, run_dir)
-    _render(console, result, cfg, run_dir)
+    _render(console, result, cfg, run_dir, as_json=o["as_json"])
     if o["as_json"]:
         console.result(to_json(body).rstrip())
     if result.n_complete == 0 and result.finished:
@@ -287,8 +287,10 @@ class LiveTrials:
         return table
 
 
-def _render(console: Any, result: Any, cfg: Any, run_dir: Path) -> None:
-    """The ranked top-k table, then the answer line on stdout."""
+def _render(console: Any, result: Any, cfg: Any, run_dir: Path, as_json: bool = False) -> None:
+    """The ranked top-k table, then the answer lines on stdout (stderr with --json, so
+    stdout holds only the JSON)."""
+    answer = console.info if as_json else console.result
     from lrtune.report.search_plots import fmt_value
 
     top = result.top(cfg.settings.top_k)
@@ -327,8 +329,8 @@ def _render(console: Any, result: Any, cfg: Any, run_dir: Path) -> None:
     best = result.best
     if best is not None:
         spread = f" ± {best.std:.3g}" if best.std is not None else ""
-        console.result(
+        answer(
             f"best: {_params(best.point, names)} ({result.metric} {best.mean:.4g}{spread}); "
             f"lr {best.lr:.4g}, schedule {run_dir / 'best_schedule.yaml'}"
         )
-    console.result(f"results: {run_dir}")
+    answer(f"results: {run_dir}")
