@@ -38,6 +38,8 @@ def _num(v: float | None, fmt: str = ".4g") -> str:
 def trials_table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
     """trials.csv: one row per trial (parameters, seed, state, metrics, epochs, time)."""
     m = result.metric
+    # The searched metric has its own best/final columns; the other curves' final values follow.
+    others = [c for c in ("train_loss", "val_loss", "val_metric") if c != m]
     header = [
         "pass",
         "trial",
@@ -49,9 +51,7 @@ def trials_table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
         "objective",
         f"best_{m}",
         f"final_{m}",
-        "final_train_loss",
-        "final_val_loss",
-        "final_val_metric",
+        *[f"final_{c}" for c in others],
         "epochs_run",
         "epochs",
         "seconds",
@@ -76,9 +76,7 @@ def trials_table(result: SearchResult) -> tuple[list[str], list[list[Any]]]:
                 _cell(t.value),
                 _cell(t.best),
                 _cell(t.final),
-                _cell(last.get("train_loss")),
-                _cell(last.get("val_loss")),
-                _cell(last.get("val_metric")),
+                *[_cell(last.get(c)) for c in others],
                 t.epochs_run,
                 t.epochs_planned,
                 f"{t.seconds:.2f}",
