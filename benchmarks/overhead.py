@@ -51,7 +51,7 @@ def engine(task, device, settings) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=settings.start_lr, momentum=0.9)
     rt = RangeTest(model, opt, task.train_loader(), task.loss, device=device)
     t0 = time.perf_counter()
-    rt.run(settings)
+    rt.run(settings, repeats=1)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0
