@@ -14,7 +14,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from torch import nn
 from lrtune.errors import ConfigError
 from lrtune.runtime import resolve_device, seed_everything, state_checksum, to_device
 from lrtune.suggest import HEADLINE_RULE, MIN_POINTS, RULES, get_rule, prepare_curve
+from lrtune.task import infinite
 
 Progress = Callable[..., None]
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
@@ -358,16 +359,6 @@ def _to_cpu(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
-def _cycle(loader: Any) -> Iterator[Any]:
-    while True:
-        empty = True
-        for batch in loader:
-            empty = False
-            yield batch
-        if empty:
-            raise ConfigError("the training data yielded no batches")
-
-
 class RangeTest:
     """LR range test over your own model, optimizer and loader.
 
@@ -466,7 +457,7 @@ class RangeTest:
             else contextlib.nullcontext
         )
         params = [p for g in opt.param_groups for p in g["params"]]
-        batches = _cycle(self.train_loader)
+        batches = infinite(self.train_loader)
         pending: list[torch.Tensor] = []
         kept_lrs: list[float] = []
         skipped: list[int] = []
