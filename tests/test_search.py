@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 # The tiny classifier of conftest, counting trainings in a file next to it (val_data() is
 # called once per training, after the trial's seed is set, and never by the task checks),
 # and misbehaving on demand: FAIL_SEED makes the trial with that seed raise, KILL_AT kills
-# the whole process inside the N-th training (a crash mid-search).
+# the whole process inside the N-th training (a crash mid-search), INTERRUPT_AT raises
+# KeyboardInterrupt there (Ctrl-C).
 COUNTING_TASK = """
 import os, signal
 import torch
@@ -54,6 +55,8 @@ def val_data():
     n = sum(1 for _ in open(_COUNT))
     if os.environ.get("KILL_AT") and n == int(os.environ["KILL_AT"]):
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("INTERRUPT_AT") and n == int(os.environ["INTERRUPT_AT"]):
+        raise KeyboardInterrupt
     if os.environ.get("FAIL_SEED") and torch.initial_seed() == int(os.environ["FAIL_SEED"]):
         raise RuntimeError("val_data() refuses this seed")
     return _data(1)
@@ -301,6 +304,10 @@ def test_killed_search_resumes_without_redoing_finished_trials(
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
     assert calls(counting_task) == 4  # 3 finished, the 4th died RUNNING
+    report = invoke("report", str(out))  # the killed run's trials so far
+    assert report.exit_code == 0, report.output
+    states = sorted(r["state"] for r in csvrows(out / "trials.csv"))
+    assert states == ["complete"] * 3 + ["running"] + ["waiting"] * 4
     reset_calls(counting_task)
     res = invoke("search", "--resume", str(out))
     assert res.exit_code == 0, res.output
@@ -377,6 +384,11 @@ def test_refine_runs_a_short_pass_then_a_longer_one_around_the_best(
     # decay after 2 of 3 epochs (8 steps each) -> after 5 of the coarse pass's 8 steps
     assert all(t.schedule["interval"] == "step" and t.schedule["step_size"] == 5 for t in coarse)
     assert res.best is not None and res.best.pass_name == "refine"
+    from lrtune.search.runner import Search
+
+    again = Search(cfg, tmp_path / "run").load(res.steps_per_epoch)  # what lrtune report reads
+    assert again.passes == res.passes and again.spaces == res.spaces and again.finished
+    assert again.ranking == res.ranking and again.prune_from == res.prune_from
 
 
 # -- bad configs: one line, exit 2, before any training -------------------------------------------
@@ -478,6 +490,9 @@ def test_lr_auto_runs_the_range_test_once_and_resume_reuses_it(
     assert second.finished and second.lr_auto == lr and second.ran_now == 1
     assert not [e for e in events if e.kind == "lr_auto"]  # the range test did not run again
     assert {t.lr for t in second.trials} == {lr}
+    from lrtune.search.runner import Search
+
+    assert Search(cfg, tmp_path / "run").load(second.steps_per_epoch).lr_auto == lr
 
 
 def test_scale_schedule_keeps_the_shape() -> None:
@@ -516,3 +531,148 @@ def test_pruning_waits_until_the_schedules_differ(tmp_path: Path, tiny_task: Pat
     assert all(t.epochs_run >= 3 for t in res.trials)  # nothing stopped before epoch 3
     ranked = [c for c in res.ranking["main"] if c.rank is not None]
     assert ranked and all(c.values for c in ranked)  # ranked on their completed seeds
+
+
+# -- lrtune report RUN_DIR: every output again from the storage, nothing trained ------------------
+REPORT_FILES = ("learning_curves.png", "schedules.png", "heatmap.png", "report.md")
+
+
+@pytest.fixture(scope="module")
+def search_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(run dir, task) of one finished 2x2 grid search, 1 seed, 2 epochs (shared: copy it)."""
+    root = tmp_path_factory.mktemp("search_run")
+    task = root / "counting.py"
+    task.write_text(textwrap.dedent(COUNTING_TASK))
+    cfg = write_config(root / "grid.yaml", task, epochs=2, search={"seeds": [0]})
+    res = invoke("search", str(cfg), "--out", str(root / "run"))
+    assert res.exit_code == 0, res.output
+    return root / "run", task
+
+
+def copy_run(search_run: tuple[Path, Path], tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(search_run[0], tmp_path / "run"))
+
+
+def ranking_section(report_md: str) -> str:
+    return report_md.split("## Ranking", 1)[1].split("\n## ", 1)[0]
+
+
+def test_report_rewrites_a_search_run_from_its_storage_without_training(
+    search_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, task = copy_run(search_run, tmp_path), search_run[1]
+    before = {n: (run / n).read_text() for n in ("report.md", "trials.csv", "curves.csv")}
+    assert "| 1 |" in ranking_section(before["report.md"])
+    for name in REPORT_FILES:
+        (run / name).unlink()
+    (run / "trials.csv").write_text('pass,trial\n"broken,')  # an output: rewritten, not read
+    # A diagnosis stored by an older lrtune: the report diagnoses the curves again.
+    journal = run / "study.journal"
+    journal.write_text(journal.read_text().replace('"diagnosis":[]', '"diagnosis":["stale"]'))
+    trained = calls(task)
+    res = invoke("report", str(run))
+    assert res.exit_code == 0, res.output
+    assert calls(task) == trained  # nothing trained
+    for name in REPORT_FILES:
+        assert (run / name).stat().st_size > 0, name
+    after = (run / "report.md").read_text()
+    assert ranking_section(after) == ranking_section(before["report.md"])
+    assert after == before["report.md"]  # the same run, so the same report
+    assert (run / "trials.csv").read_text() == before["trials.csv"]  # no 'stale' left
+    assert (run / "curves.csv").read_text() == before["curves.csv"]
+    assert "Top 4 of 4 configurations" in res.stderr and "best: " in res.stdout
+    assert str(run / "heatmap.png") in res.stdout.splitlines()
+
+
+def test_report_on_an_interrupted_search_shows_the_trials_so_far(
+    tmp_path: Path, counting_task: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write_config(tmp_path / "grid.yaml", counting_task, epochs=2, search={"seeds": [0]})
+    run = tmp_path / "run"
+    monkeypatch.setenv("INTERRUPT_AT", "3")  # Ctrl-C inside the third trial
+    res = invoke("search", str(cfg), "--out", str(run))
+    assert res.exit_code == 130 and f"lrtune report {run}" in res.stderr, res.output
+    assert json.loads((run / "result.json").read_text())["finished"] is False
+    monkeypatch.delenv("INTERRUPT_AT")
+    res = invoke("report", str(run))
+    assert res.exit_code == 0, res.output
+    assert calls(counting_task) == 3  # the report trained nothing
+    states = [r["state"] for r in csvrows(run / "trials.csv")]
+    assert sorted(states) == ["complete", "complete", "running", "waiting"]
+    report = (run / "report.md").read_text()
+    assert "**unfinished**" in report and "| 2 |" in ranking_section(report)
+    assert "--resume" in res.stderr
+    body = json.loads((run / "result.json").read_text())
+    assert body["counts"]["complete"] == 2 and not body["finished"]
+    for name in REPORT_FILES:
+        assert (run / name).stat().st_size > 0, name
+
+
+def _garble_journal(run: Path) -> None:
+    lines = (run / "study.journal").read_text().splitlines(keepends=True)
+    lines[3] = '{"op_code": not json\n'
+    (run / "study.journal").write_text("".join(lines))
+
+
+def _patch_result(key: str, value: Any) -> Callable[[Path], None]:
+    def patch(run: Path) -> None:
+        body = json.loads((run / "result.json").read_text())
+        body[key] = value
+        (run / "result.json").write_text(json.dumps(body))
+
+    return patch
+
+
+BROKEN_RUNS: list[tuple[str, Callable[[Path], None], str]] = [
+    ("garbled journal", _garble_journal, "study.journal: cannot read the search's trials"),
+    ("empty journal", lambda run: (run / "study.journal").write_text(""), "holds no trial"),
+    ("no journal", lambda run: (run / "study.journal").unlink(), "study.journal: missing"),
+    ("no search.yaml", lambda run: (run / "search.yaml").unlink(), "no search.yaml"),
+    ("bad steps", _patch_result("steps_per_epoch", "six"), "'steps_per_epoch' must be"),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "damage", "message"), BROKEN_RUNS, ids=[b[0] for b in BROKEN_RUNS]
+)
+def test_report_on_a_broken_search_run_exits_2_with_one_line(
+    search_run: tuple[Path, Path],
+    tmp_path: Path,
+    what: str,
+    damage: Callable[[Path], None],
+    message: str,
+) -> None:
+    run = copy_run(search_run, tmp_path)
+    damage(run)
+    res = invoke("report", str(run))
+    assert res.exit_code == 2, (what, res.output)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_search_diagnoses_with_the_tasks_metric_direction(tmp_path: Path, tiny_task: Path) -> None:
+    from lrtune.search.runner import Search
+
+    for mode in ("max", "min"):
+        cfg = load_search_config(write_config(tmp_path / "m.yaml", tiny_task, metric_mode=mode))
+        assert cfg.settings.mode == "min"  # ranked by val_loss, whatever the metric's direction
+        assert Search(cfg, tmp_path / "run")._worker_setup().metric_mode == mode
+
+
+def test_report_reads_a_search_stored_in_a_database(tmp_path: Path, tiny_task: Path) -> None:
+    from lrtune.search.storage import redact_url
+
+    cfg = write_config(tmp_path / "g.yaml", tiny_task, epochs=2, search={"seeds": [0]})
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    run = tmp_path / "run"
+    assert invoke("search", str(cfg), "--out", str(run), "--storage", url).exit_code == 0
+    assert not (run / "study.journal").exists()
+    assert json.loads((run / "result.json").read_text())["storage"] == url
+    before = (run / "report.md").read_text()
+    (run / "report.md").unlink()
+    res = invoke("report", str(run))
+    assert res.exit_code == 0, res.output
+    assert (run / "report.md").read_text() == before
+    assert redact_url("postgresql://bob:s3cret@db:5432/opt") == "postgresql://bob@db:5432/opt"

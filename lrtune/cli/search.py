@@ -11,8 +11,6 @@ import click
 
 from lrtune.cli.options import common_options, handle_errors, make_console
 
-SAVED_CONFIG = "search.yaml"
-
 
 @click.command("search")
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
@@ -63,11 +61,12 @@ def search(config: str | None, **o: Any) -> None:
     result.json into the run directory. Exit 1 when no trial succeeded.
     """
     from lrtune.errors import ConfigError, RunFailed
-    from lrtune.report.rundir import make_run_dir, to_json, write_yaml
-    from lrtune.report.search_report import write_search_outputs
+    from lrtune.report.rundir import make_run_dir, to_json, write_json, write_yaml
+    from lrtune.report.search_report import show, started_body, write_search_outputs
     from lrtune.search import load_search_config
+    from lrtune.search.report import SAVED_CONFIG
     from lrtune.search.runner import Search
-    from lrtune.search.storage import journal_path
+    from lrtune.search.storage import journal_path, redact_url
 
     console = make_console(o["quiet"], o["verbose"])
     if o["max_trials"] is not None and o["max_trials"] < 1:
@@ -104,6 +103,12 @@ def search(config: str | None, **o: Any) -> None:
             )
         write_yaml(run_dir / SAVED_CONFIG, cfg.data)
         search.set_run_dir(run_dir)
+    if not (run_dir / "result.json").exists():  # so a killed search can still be reported
+        storage = redact_url(o["storage"]) if o["storage"] else None
+        write_json(
+            run_dir / "result.json",
+            started_body(cfg, search.steps_per_epoch, storage, search.study_names()),
+        )
     _announce(console, cfg, run_dir, bool(o["resume"]))
     live = LiveTrials(console, cfg)
     search.emit = live
@@ -111,10 +116,13 @@ def search(config: str | None, **o: Any) -> None:
         with live:
             result = search.run()
     except KeyboardInterrupt:
-        console.error(f"interrupted: continue with  lrtune search --resume {run_dir}")
+        console.error(
+            f"interrupted: continue with  lrtune search --resume {run_dir}  "
+            f"(the trials so far:  lrtune report {run_dir})"
+        )
         raise
     body = write_search_outputs(result, cfg, run_dir)
-    _render(console, result, cfg, run_dir, as_json=o["as_json"])
+    show(console, result, cfg.settings.top_k, run_dir, as_json=o["as_json"])
     if o["as_json"]:
         console.result(to_json(body).rstrip())
     if result.n_complete == 0 and result.finished:
@@ -285,52 +293,3 @@ class LiveTrials:
                 style=styles.get(r["state"], "bold"),
             )
         return table
-
-
-def _render(console: Any, result: Any, cfg: Any, run_dir: Path, as_json: bool = False) -> None:
-    """The ranked top-k table, then the answer lines on stdout (stderr with --json, so
-    stdout holds only the JSON)."""
-    answer = console.info if as_json else console.result
-    from lrtune.report.search_plots import fmt_value
-
-    top = result.top(cfg.settings.top_k)
-    names = list(result.names)
-    if top:
-        rows = []
-        for c in top:
-            spread = f" ± {c.std:.3g}" if c.std is not None else ""
-            rows.append(
-                (
-                    c.rank,
-                    *[fmt_value(c.point.get(n)) for n in names],
-                    f"{c.mean:.4g}{spread}",
-                    c.seeds_text,
-                    ", ".join(_fmt(v) for v in c.values),
-                )
-            )
-        console.table(
-            f"Top {len(top)} of {len(result.ranking.get(result.final_pass, []))} configurations "
-            f"({result.final_pass} pass, {result.epochs[result.final_pass]} epochs)",
-            ("rank", *names, f"mean {result.metric}", "seeds", "per seed"),
-            rows,
-        )
-    counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n)
-    saved = result.epochs_saved()
-    console.info(
-        f"{len(result.trials)} trials ({counts}) in {result.seconds:.1f} s; epochs run "
-        f"{saved['epochs_run']} of {saved['epochs_full']} (pruning saved "
-        f"{saved['epochs_saved_by_pruning']})"
-    )
-    if not result.finished:
-        console.warning(
-            f"stopped after {result.ran_now} trials: continue with  "
-            f"lrtune search --resume {run_dir}"
-        )
-    best = result.best
-    if best is not None:
-        spread = f" ± {best.std:.3g}" if best.std is not None else ""
-        answer(
-            f"best: {_params(best.point, names)} ({result.metric} {best.mean:.4g}{spread}); "
-            f"lr {best.lr:.4g}, schedule {run_dir / 'best_schedule.yaml'}"
-        )
-    answer(f"results: {run_dir}")

@@ -23,6 +23,9 @@ METRIC_LABELS = {
     "val_metric": "validation metric",
     "train_loss": "training loss",
 }
+# A loss axis goes logarithmic when its largest value is this many times its smallest (a
+# first epoch far above the rest would squash the curves that are being compared).
+LOG_Y_RATIO = 10
 TOP_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
@@ -124,11 +127,12 @@ def learning_curves_data(result: SearchResult, top_k: int = 5) -> CurvesData:
             i = lines.index(first)
             lines[i] = CurveLine(**{**first.__dict__, "label": label})
     finite = [v for ln in lines for v in ln.metric if math.isfinite(v) and v > 0]
-    log_y = result.metric != "val_metric" and bool(finite) and max(finite) / min(finite) > 20
+    log_y = result.metric != "val_metric" and _wide(finite)
     what = METRIC_LABELS.get(result.metric, result.metric)
     n = sum(1 for t in result.trials if t.pass_name == pass_name)
+    drawn = f"{len(lines)} of {n}" if len(lines) < n else f"{n}"  # unfinished, or no epoch
     better = "higher" if result.mode == "max" else "lower"
-    title = f"{what.capitalize()} per epoch, {n} trials, {better} is better" + (
+    title = f"{what.capitalize()} per epoch, {drawn} trials, {better} is better" + (
         f" ({pass_name} pass)" if pass_name != "main" else ""
     )
     return CurvesData(
@@ -200,7 +204,7 @@ def _legend_key(label: str) -> tuple[int, int]:
 
 def _wide(values: Sequence[float]) -> bool:
     finite = [v for v in values if math.isfinite(v) and v > 0]
-    return bool(finite) and max(finite) / min(finite) > 20
+    return bool(finite) and max(finite) / min(finite) > LOG_Y_RATIO
 
 
 # -- schedules ----------------------------------------------------------------------------

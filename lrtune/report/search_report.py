@@ -1,5 +1,6 @@
 """Files of a search run: trials.csv, curves.csv, best_schedule.yaml/.py, best_config.yaml,
-report.md and result.json (the plots live in lrtune.report.search_plots)."""
+report.md and result.json (the plots live in lrtune.report.search_plots), and the ranked
+table on the terminal (`show`)."""
 
 from __future__ import annotations
 
@@ -155,6 +156,9 @@ def summary(result: SearchResult, cfg: Any, files: Sequence[str]) -> dict[str, A
             for p in result.passes
         ],
         "searched": result.names,
+        "steps_per_epoch": result.steps_per_epoch,
+        "storage": result.storage,
+        "studies": result.studies,
         "lr_auto": result.lr_auto,
         "finished": result.finished,
         "trials": len(result.trials),
@@ -165,6 +169,27 @@ def summary(result: SearchResult, cfg: Any, files: Sequence[str]) -> dict[str, A
         "best": best_export(result),
         "top": top,
         "files": list(files),
+    }
+
+
+def started_body(cfg: Any, steps_per_epoch: int, storage: str | None, studies: Any) -> dict:
+    """result.json while a search runs: enough for `lrtune report` to rebuild every output
+    from the storage if the search is killed before it writes the full result.json."""
+    return {
+        "command": "search",
+        "config": str(cfg.run.source),
+        "task": str(cfg.run.task),
+        "method": cfg.settings.method,
+        "metric": cfg.settings.metric,
+        "mode": cfg.settings.mode,
+        "workers": cfg.settings.workers,
+        "steps_per_epoch": steps_per_epoch,
+        "storage": storage,
+        "studies": studies,
+        "finished": False,
+        "ran_now": 0,
+        "seconds": 0.0,
+        "files": [],
     }
 
 
@@ -227,8 +252,8 @@ def report_markdown(result: SearchResult, cfg: Any, images: Sequence[str]) -> st
     out += [
         f"- trials: {len(result.trials)} ("
         + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-        + f"); training time {sum(t.seconds for t in result.trials):.1f} s in all, "
-        f"wall time of this invocation {result.seconds:.1f} s",
+        + f"); training time {sum(t.seconds for t in result.trials):.1f} s in all"
+        + (f", wall time of this invocation {result.seconds:.1f} s" if result.seconds else ""),
         f"- epochs run: {saved['epochs_run']} of {saved['epochs_full']} "
         f"(pruning saved {saved['epochs_saved_by_pruning']})",
     ]
@@ -382,3 +407,57 @@ def write_search_outputs(result: SearchResult, cfg: Any, run_dir: Path) -> dict[
     body = summary(result, cfg, names)
     write_json(run_dir / "result.json", body)
     return body
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def show(
+    console: Any, result: SearchResult, top_k: int, run_dir: Path, as_json: bool = False
+) -> None:
+    """The ranked top-k table and the counts on stderr, then the answer lines on stdout
+    (stderr too with --json, so that stdout holds only the JSON)."""
+    answer = console.info if as_json else console.result
+    names = list(result.names)
+    top = result.top(top_k)
+    if top:
+        rows = []
+        for c in top:
+            spread = f" ± {c.std:.3g}" if c.std is not None else ""
+            rows.append(
+                (
+                    c.rank,
+                    *[fmt_value(c.point.get(n)) for n in names],
+                    f"{c.mean:.4g}{spread}",
+                    c.seeds_text,
+                    ", ".join(_fmt(v) for v in c.values),
+                )
+            )
+        console.table(
+            f"Top {len(top)} of {len(result.ranking.get(result.final_pass, []))} configurations "
+            f"({result.final_pass} pass, {result.epochs[result.final_pass]} epochs)",
+            ("rank", *names, f"mean {result.metric}", "seeds", "per seed"),
+            rows,
+        )
+    counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n)
+    saved = result.epochs_saved()
+    took = f" in {result.seconds:.1f} s" if result.seconds else ""  # unknown: killed
+    console.info(
+        f"{len(result.trials)} trials ({counts}){took}; epochs run "
+        f"{saved['epochs_run']} of {saved['epochs_full']} (pruning saved "
+        f"{saved['epochs_saved_by_pruning']})"
+    )
+    if not result.finished:
+        stopped = f"stopped after {result.ran_now} trials" if result.ran_now else "unfinished"
+        console.warning(f"{stopped}: continue with  lrtune search --resume {run_dir}")
+    best = result.best
+    if best is not None:
+        spread = f" ± {best.std:.3g}" if best.std is not None else ""
+        answer(
+            f"best: {point_label(best.point, names)} ({result.metric} {_num(best.mean)}{spread}); "
+            f"lr {_num(best.lr)}, schedule {run_dir / 'best_schedule.yaml'}"
+        )
+    answer(f"results: {run_dir}")

@@ -98,6 +98,9 @@ class SearchResult:
         kinds: per pass, each dimension's kind: 'choice', 'range' or 'log' (a log range).
         prune_from: per pass, the first epoch a pruner may stop a trial (the first epoch in
             which the pass's LR curves differ; epochs + 1 when they never do).
+        run_dir: the run directory.
+        storage: the database URL without its password (None: the run directory's journal).
+        studies: per pass, the Optuna study of each seed (seed as text -> study name).
     """
 
     passes: list[str]
@@ -118,6 +121,8 @@ class SearchResult:
     kinds: dict[str, dict[str, str]] = field(default_factory=dict)
     prune_from: dict[str, int] = field(default_factory=dict)
     run_dir: str = ""
+    storage: str | None = None
+    studies: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def final_pass(self) -> str:
@@ -175,8 +180,52 @@ def _state_name(trial: Any) -> str:
     }.get(trial.state, "failed")
 
 
-def rows_from_study(study: Any, pass_name: str, epochs: int) -> list[TrialRow]:
-    """The real trials of one pass's study (newest trial per key wins)."""
+def diagnosis_codes(
+    curve: Sequence[Any],
+    *,
+    initial_loss: float | None,
+    status: str,
+    metric_mode: str,
+) -> list[str]:
+    """The learning-curve patterns (lrtune.diagnose codes) of one trial's per-epoch records.
+
+    Args:
+        curve: EpochRecords or their dicts (epoch, lr, train_loss, val_loss, val_metric).
+        initial_loss: the training loss before the first update.
+        status: the trial's status ('diverged' tells the diagnosis the run blew up).
+        metric_mode: 'max' when a higher val_metric is better (the run config's metric_mode,
+            not the search's mode, which may rank by val_loss).
+
+    Returns:
+        Pattern codes; empty when the curves look healthy, are too short, or cannot be read
+        (a diagnosis is advice: it never fails a trial or a report).
+    """
+    from lrtune.diagnose import diagnose_curves
+
+    try:
+        findings = diagnose_curves(
+            list(curve),
+            initial_loss=initial_loss,
+            metric_mode=metric_mode,
+            diverged=status == "diverged",
+        )
+    except Exception:
+        return []
+    return [f.code for f in findings]
+
+
+def rows_from_study(
+    study: Any, pass_name: str, epochs: int, rediagnose: str | None = None
+) -> list[TrialRow]:
+    """The real trials of one pass's study (newest trial per key wins).
+
+    Args:
+        study: the Optuna study of one seed of the pass.
+        pass_name: 'main', 'coarse' or 'refine'.
+        epochs: the pass's epochs per trial.
+        rediagnose: diagnose every stored curve again with this val_metric direction
+            (`lrtune report`), instead of keeping the codes the trial stored.
+    """
     by_key: dict[str, TrialRow] = {}
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
@@ -184,24 +233,34 @@ def rows_from_study(study: Any, pass_name: str, epochs: int) -> list[TrialRow]:
             continue
         result = attrs.get(RESULT) or {}
         point = json.loads(attrs[POINT]) if isinstance(attrs.get(POINT), str) else {}
+        status = _state_name(t)
+        curve = result.get("curve") or []
+        diagnosis = result.get("diagnosis") or []
+        if rediagnose is not None and status not in ("waiting", "running"):
+            diagnosis = diagnosis_codes(
+                curve,
+                initial_loss=result.get("initial_loss"),
+                status=status,
+                metric_mode=rediagnose,
+            )
         row = TrialRow(
             pass_name=pass_name,
             number=int(attrs.get(INDEX, t.number)),
             config=int(attrs.get(CONFIG, 0)),
             point=point,
             seed=int(attrs.get(SEED, 0)),
-            status=_state_name(t),
+            status=status,
             value=result.get("value"),
             best=result.get("best"),
             final=result.get("final"),
-            epochs_run=len(result.get("curve") or []),
+            epochs_run=len(curve),
             epochs_planned=epochs,
             seconds=float(result.get("seconds") or 0.0),
             error=result.get("error"),
             lr=result.get("lr"),
             schedule=result.get("schedule") or {},
-            curve=result.get("curve") or [],
-            diagnosis=result.get("diagnosis") or [],
+            curve=curve,
+            diagnosis=diagnosis,
         )
         by_key[str(attrs[KEY])] = row
     return sorted(by_key.values(), key=lambda r: r.number)

@@ -46,6 +46,7 @@ from lrtune.search.storage import (
     open_storage,
     quiet_optuna,
     recover_running,
+    redact_url,
 )
 from lrtune.search.trial import (
     EventSink,
@@ -185,6 +186,7 @@ class _Pass:
     plan: list[dict[str, Any]] = field(default_factory=list)
     prune_from: int = 1
     cursor: int = 0  # round-robin over the seeds' studies
+    rediagnose: str | None = None  # lrtune report: diagnose the stored curves again
 
     def trials(self, states: Any = None) -> list[Any]:
         """Trials of every seed's study (optionally only in these states)."""
@@ -195,7 +197,9 @@ class _Pass:
     def rows(self) -> list[Any]:
         """The pass's real trials as TrialRows, in plan order."""
         rows = [
-            r for st in self.studies.values() for r in rows_from_study(st, self.name, self.epochs)
+            r
+            for st in self.studies.values()
+            for r in rows_from_study(st, self.name, self.epochs, self.rediagnose)
         ]
         return sorted(rows, key=lambda r: r.number)
 
@@ -552,6 +556,7 @@ class Search:
             max_steps=run.max_steps,
             threads=threads,
             devices=devices,
+            metric_mode=run.metric_mode,
         )
 
     def _executor(self, task: Any, storage: Any) -> Any:
@@ -587,6 +592,14 @@ class Search:
         first = "coarse" if self.cfg.settings.refine is not None else "main"
         self._validate_fit(self.cfg.space, self.cfg.pass_epochs(first), spe, first)
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch of the task (loads it through `prepare` if needed)."""
+        if self.prepared is None:
+            self.prepare()
+        assert self.prepared is not None
+        return int(self.prepared[1])
+
     def run(self) -> SearchResult:
         """Run (or continue) every pass; returns what the storage holds at the end."""
         start = time.perf_counter()
@@ -596,7 +609,7 @@ class Search:
         task, spe = self.prepared
         storage = open_storage(self.storage_spec)
         s = self.cfg.settings
-        names = ["coarse", "refine"] if s.refine is not None else ["main"]
+        names = self.pass_names()
         first = self._create_study(storage, names[0], s.seeds[0])
         lr: float | None = None
         if self.cfg.space.lr == "auto":
@@ -633,6 +646,101 @@ class Search:
                 self._pool = None
         return self._result(spe, lr, finished, time.perf_counter() - start)
 
+    def pass_names(self) -> list[str]:
+        """The passes this search runs, in order."""
+        return ["coarse", "refine"] if self.cfg.settings.refine is not None else ["main"]
+
+    def study_names(self) -> dict[str, dict[str, str]]:
+        """Per pass, the study of each seed (seed as text -> name), for result.json."""
+        return {
+            name: {str(seed): study_name(self.cfg, name, seed) for seed in self.cfg.settings.seeds}
+            for name in self.pass_names()
+        }
+
+    def load(
+        self,
+        steps_per_epoch: int,
+        *,
+        studies: Mapping[str, Mapping[str, str]] | None = None,
+        seconds: float = 0.0,
+        ran_now: int = 0,
+    ) -> SearchResult:
+        """The result the storage holds, as `run` would return it, without training anything.
+
+        For `lrtune report`: every stored learning curve is diagnosed again with the current
+        lrtune.diagnose. A search that was stopped or killed gives its partial result
+        (`finished` False; trials it left RUNNING stay 'running').
+
+        Args:
+            steps_per_epoch: optimizer steps per epoch of the run (result.json has it).
+            studies: per pass, the study name of each seed as the search recorded them
+                (found by name otherwise, even when the task file changed since).
+            seconds: the search's wall time, ran_now: its trials in its last invocation.
+
+        Raises:
+            ConfigError: the storage holds no trial of this search.
+        """
+        quiet_optuna()
+        storage = open_storage(self.storage_spec)
+        self.prepared = (None, steps_per_epoch)
+        self.launched = ran_now
+        seeds = self.cfg.settings.seeds
+        lr: float | None = self.cfg.space.lr if isinstance(self.cfg.space.lr, float) else None
+        finished = True
+        for name in self.pass_names():
+            if name == "refine":
+                best = self._best_point(self.passes[-1]) if self.passes else None
+                if best is None:
+                    break  # as `run`: nothing completed in the coarse pass, nothing to refine
+                space = refine_space(self.cfg, best)
+            else:
+                space = self.cfg.space
+            found = {seed: self._find_study(storage, name, seed, studies or {}) for seed in seeds}
+            if any(st is None for st in found.values()):
+                finished = False  # stopped before this pass (or a seed of it) began
+            have = {seed: st for seed, st in found.items() if st is not None}
+            if not have:
+                break
+            if self.cfg.space.lr == "auto" and not self.passes:  # the range test's pick
+                auto = [st.user_attrs[LR_AUTO] for st in have.values() if LR_AUTO in st.user_attrs]
+                lr = float(auto[0]) if auto else None
+            p = _Pass(
+                name, have, space, self.cfg.pass_epochs(name), rediagnose=self.cfg.run.metric_mode
+            )
+            p.plan = self._plan(space, name)
+            p.prune_from = self._prune_from(p, lr, steps_per_epoch)
+            self.passes.append(p)
+            if not self._pass_complete(p) or len(p.rows()) < len(p.plan) * len(seeds):
+                finished = False
+        if not self.passes:
+            raise ConfigError(
+                f"{self.storage_spec}: holds no trial of this search ({self.cfg.run.source})"
+            )
+        return self._result(steps_per_epoch, lr, finished, seconds)
+
+    def _find_study(
+        self, storage: Any, pass_name: str, seed: int, recorded: Mapping[str, Mapping[str, str]]
+    ) -> Any | None:
+        """One seed's study of a pass: by its recorded name, by the name this config and task
+        give, or (the run directory's own journal holds one search) by its pass and seed."""
+        import optuna
+
+        existing = {s.study_name for s in storage.get_all_studies()}
+        names = [
+            (recorded.get(pass_name) or {}).get(str(seed)),
+            study_name(self.cfg, pass_name, seed),
+        ]
+        name = next((n for n in names if n in existing), None)
+        if name is None and "://" not in self.storage_spec:
+            suffix = f"-{pass_name}-s{seed}"
+            alike = [n for n in existing if n.startswith(f"{STUDY_PREFIX}-") and n.endswith(suffix)]
+            name = alike[0] if len(alike) == 1 else None
+        if name is None:
+            return None
+        return optuna.load_study(
+            study_name=name, storage=storage, sampler=optuna.samplers.RandomSampler()
+        )
+
     def _pass_complete(self, p: _Pass) -> bool:
         from optuna.trial import TrialState
 
@@ -662,6 +770,11 @@ class Search:
             kinds={p.name: _space_kinds(p.space) for p in self.passes},
             prune_from={p.name: p.prune_from for p in self.passes},
             run_dir=str(self.run_dir),
+            storage=redact_url(self.storage_spec) if "://" in self.storage_spec else None,
+            studies={
+                p.name: {str(seed): st.study_name for seed, st in p.studies.items()}
+                for p in self.passes
+            },
         )
         for p in self.passes:
             rows = p.rows()

@@ -60,6 +60,19 @@ def open_storage(spec: str) -> Any:
     return optuna.storages.JournalStorage(backend_cls(str(spec)))
 
 
+def redact_url(url: str) -> str:
+    """A database URL without its password, fit to be written into result.json (the
+    database client finds the password again, e.g. in PGPASSWORD or ~/.pgpass)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
 def quiet_optuna() -> None:
     """Optuna logs every trial at INFO; lrtune owns the terminal."""
     import optuna

@@ -21,6 +21,7 @@ from typing import Any
 
 from lrtune.errors import ConfigError
 from lrtune.search.pruners import get_pruner
+from lrtune.search.results import diagnosis_codes
 from lrtune.search.storage import open_storage, quiet_optuna
 
 
@@ -113,6 +114,7 @@ class WorkerSetup:
     max_steps: int | None
     threads: int | None = None
     devices: tuple[str, ...] = ()
+    metric_mode: str = "max"  # the task's val_metric direction (for the diagnosis)
 
 
 @dataclass
@@ -148,24 +150,6 @@ def _objective(curve: list[dict[str, Any]], metric: str, mode: str, objective: s
     best = (min(finite) if mode == "min" else max(finite)) if finite else None
     value = final if objective == "final" else best
     return value, best, final
-
-
-def _diagnosis(result: Any, mode: str) -> list[str]:
-    """Pattern codes from lrtune.diagnose (empty when it is unavailable or says nothing)."""
-    try:
-        from lrtune.diagnose import diagnose_curves
-    except ImportError:  # pragma: no cover - ships with lrtune
-        return []
-    try:
-        findings = diagnose_curves(
-            result.epochs,
-            initial_loss=result.initial_loss,
-            metric_mode=mode,
-            diverged=result.status == "diverged",
-        )
-    except Exception:  # diagnosis is advice: never let it fail a trial
-        return []
-    return [f.code for f in findings]
 
 
 def run_trial(job: TrialJob, worker: Worker) -> TrialOutcome:
@@ -245,7 +229,12 @@ def run_trial(job: TrialJob, worker: Worker) -> TrialOutcome:
         seconds=res.seconds,
         steps=res.steps,
         initial_loss=res.initial_loss,
-        diagnosis=_diagnosis(res, setup.mode),
+        diagnosis=diagnosis_codes(
+            res.epochs,
+            initial_loss=res.initial_loss,
+            status=res.status,
+            metric_mode=setup.metric_mode,
+        ),
         lr=job.lr,
         schedule=dict(job.schedule),
     )
