@@ -252,3 +252,27 @@ def test_repeats_draw_a_band_and_report_spread(tiny_task, tmp_path):
     assert (tmp_path / "band.png").stat().st_size > 10_000
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "min-max over runs" in labels
+
+
+def test_fp16_skipped_steps_do_not_advance_the_lr(tiny_task):
+    task, model, opt = _setup(tiny_task)
+    before = _state(model, opt)
+    seen = []
+
+    def loss(m, batch):
+        seen.append(opt.param_groups[0]["lr"])
+        return task.loss(m, batch)
+
+    # A huge initial scale overflows fp16 gradients: the scaler skips and halves until it fits.
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+    s = RangeTestSettings(start_lr=1e-4, end_lr=1e-2, steps=10, amp="fp16", diverge=1e9)
+    res = RangeTest(model, opt, task.train_loader(), loss, device="cpu", scaler=scaler).run(
+        s, repeats=1
+    )
+    c = res.curves[0]
+    assert c.skipped_steps, "expected the scaler to skip the first overflowing steps"
+    assert len(seen) == 10 + len(c.skipped_steps)
+    assert len(set(seen)) == 10 and seen[0] == seen[1] == 1e-4  # the first LR was retried
+    assert list(c.lrs) == list(s.schedule())
+    assert scaler.get_scale() == 2.0**40  # the user's scaler is restored too
+    _same(before, _state(model, opt))
