@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -59,6 +60,7 @@ LATTICE = 12  # LR lattice: points per decade (a suggestion moves by at most 10*
 ORACLE_STEP = 4  # oracle grid = every 4th lattice point: 3 per decade (1, 2.15, 4.64)
 SEEDS = (0, 1, 2)  # training seeds; range-test group g is trained with seed g
 REPEATS = 3  # range tests per group (the "repeats=3" mode)
+SCHEDULES = ("constant", "cosine", "onecycle")  # --schedule: how the suggested LR is used
 POINT_PER_PCT = 0.1  # score: 1 accuracy point == 10% relative MSE (issue: 0.5 pt == 5%)
 
 
@@ -107,6 +109,7 @@ def snap(lr: float) -> int:
     return int(round(math.log10(lr) * LATTICE))
 
 
+@functools.cache
 def file_hash(path: Path) -> str:
     """Hash of what a task file does: its syntax tree without the docstring, so that
     reformatting or rewording it keeps the cached trainings."""
@@ -140,16 +143,17 @@ def save_json(path: Path, data: dict[str, Any]) -> None:
 
 
 class TrainCache:
-    """Metric of one training per (task file, budget, LR lattice index, seed)."""
+    """Metric of one training per (task file, budget, schedule, LR lattice index, seed)."""
 
-    def __init__(self, path: Path = TRAIN_CACHE) -> None:
+    def __init__(self, schedule: str = "constant", path: Path = TRAIN_CACHE) -> None:
         self.path = path
+        self.schedule = schedule
         data = load_json(path)
         self.entries: dict[str, dict[str, Any]] = data.get("trainings", {})
 
-    @staticmethod
-    def key(task: BenchTask, idx: int, seed: int) -> str:
-        return f"{task.name}@{file_hash(task.path)}|ep{task.epochs}|lr{idx}|s{seed}"
+    def key(self, task: BenchTask, idx: int, seed: int) -> str:
+        budget = f"ep{task.epochs}" + ("" if self.schedule == "constant" else f"/{self.schedule}")
+        return f"{task.name}@{file_hash(task.path)}|{budget}|lr{idx}|s{seed}"
 
     def get(self, task: BenchTask, idx: int, seed: int) -> dict[str, Any] | None:
         return self.entries.get(self.key(task, idx, seed))
@@ -159,8 +163,8 @@ class TrainCache:
         save_json(
             self.path,
             {
-                "about": "benchmarks/suggest_quality.py trainings: task@hash|epochs|lr lattice "
-                f"index (lr = 10**(i/{LATTICE}))|seed -> final val metric",
+                "about": "benchmarks/suggest_quality.py trainings: task@hash|epochs[/schedule]|"
+                f"lr lattice index (lr = 10**(i/{LATTICE}))|seed -> final val metric",
                 "trainings": self.entries,
             },
         )
@@ -179,13 +183,19 @@ def constant_predictor(task: BenchTask) -> float:
     return float(np.mean((y_val - y_train.mean()) ** 2))
 
 
-def train_once(task: BenchTask, idx: int, seed: int, floor: float) -> dict[str, Any]:
-    """Train at lattice LR `idx` with `seed`; the final val metric, floored at `floor`."""
+def train_once(
+    task: BenchTask, idx: int, seed: int, floor: float, schedule: str = "constant"
+) -> dict[str, Any]:
+    """Train at lattice LR `idx` with `seed`; the final val metric, floored at `floor`.
+
+    The LR is the optimizer's base LR: the constant LR, cosine's initial LR, onecycle's max_lr.
+    """
     from lrtune.task import load_task
     from lrtune.training import train
 
     t = load_task(task.path)
-    res = train(t, lr=lattice_lr(idx), epochs=task.epochs, seed=seed, device="cpu")
+    spec = None if schedule == "constant" else {"name": schedule}
+    res = train(t, lr=lattice_lr(idx), schedule=spec, epochs=task.epochs, seed=seed, device="cpu")
     raw: float | None = None
     if res.ok and res.final is not None:
         value = res.final.val_metric if task.kind == "classification" else res.final.val_loss
@@ -205,7 +215,7 @@ def ensure_trainings(
     """Train every (lattice index, seed) not yet in the cache."""
     todo = sorted({w for w in wanted if cache.get(task, *w) is None})
     for k, (idx, seed) in enumerate(todo, 1):
-        entry = train_once(task, idx, seed, floor)
+        entry = train_once(task, idx, seed, floor, cache.schedule)
         cache.put(task, idx, seed, entry)
         log(
             f"  [{task.name}] train {k}/{len(todo)}: lr {lattice_lr(idx):.3g} seed {seed} -> "
@@ -336,15 +346,14 @@ def ensure_curves(task: BenchTask, groups: int) -> TaskCurves:
 
 
 # -- readings: which smoothed curve the rules read ----------------------------------------
-ENGINE = "engine"  # whatever lrtune.rangetest reads today (Curve.usable + build_result)
+ENGINE = "engine"  # whatever lrtune.rangetest reads (Curve.usable + build_result)
 
 
 def engine_result(curves: Sequence[CurveData]) -> Any:
     """The engine's own RangeTestResult for cached curves (its reading, aggregation, rules)."""
-    from lrtune.rangetest import Curve, build_result, reading_curve
+    from lrtune.rangetest import Curve, build_result
     from lrtune.suggest import HEADLINE_RULE
 
-    s = range_settings()
     rebuilt = [
         Curve(
             lrs=c.lrs,
@@ -354,18 +363,62 @@ def engine_result(curves: Sequence[CurveData]) -> Any:
             seed=0,
             seconds=0.0,
             steps_run=len(c.lrs),
-            centered=reading_curve(c.losses, c.stop_reason, s),
         )
         for c in curves
     ]
-    return build_result(s, rebuilt, HEADLINE_RULE, "", "", 0.0)
+    return build_result(range_settings(), rebuilt, HEADLINE_RULE, "", "", 0.0)
+
+
+# The zero-lag reading lrtune's rules read before this benchmark (kept here to compare):
+# a 5-point running median, then a forward-backward EMA of weight 2 x smooth, cut where the
+# raw loss blew up when the online EMA had diverged.
+def median_filter(values: Sequence[float], width: int) -> np.ndarray:
+    """Running median over a centred window (shrinking at the ends); NaNs ignored."""
+    v = np.asarray(values, dtype=float)
+    half = width // 2
+    out = np.full(len(v), np.nan)
+    for i in range(len(v)):
+        w = v[max(0, i - half) : i + half + 1]
+        w = w[np.isfinite(w)]
+        if len(w):
+            out[i] = np.median(w)
+    return out
+
+
+def zero_lag(values: Sequence[float], weight: float) -> np.ndarray:
+    """Running median, then a forward-backward EMA (no lag)."""
+    from lrtune.rangetest import ema
+
+    v = median_filter(values, 5)
+    out = np.full(len(v), np.nan)
+    ok = np.isfinite(v)
+    if ok.sum() < 3:
+        return out
+    fwd = ema(v[ok], weight)
+    out[ok] = ema(fwd[::-1], weight)[::-1]
+    return out
+
+
+def blowup_index(raw: Sequence[float], diverge: float) -> int:
+    """First step whose raw loss exceeds `diverge` x the lowest running-median loss before it."""
+    v = np.asarray(raw, dtype=float)
+    med = median_filter(v, 5)
+    best = math.inf
+    for i, x in enumerate(v):
+        if not math.isfinite(x) or (i > 0 and x > diverge * best):
+            return max(i, 1)
+        if math.isfinite(med[i]):
+            best = min(best, med[i])
+    return len(v)
 
 
 def _zero_lag(c: CurveData) -> np.ndarray:
-    """Zero-lag smoothing as the engine computes it (cut only when the online EMA diverged)."""
-    from lrtune.rangetest import reading_curve
-
-    return reading_curve(c.losses, c.stop_reason, range_settings())
+    """The former engine reading: zero-lag, cut at the blow-up only when the EMA diverged."""
+    s = range_settings()
+    n = len(c.losses)
+    cut = blowup_index(c.losses, s.diverge) if c.diverged else n
+    smooth = zero_lag(list(c.losses[:cut]), min(1.0, 2 * s.smooth))
+    return np.append(smooth, [np.nan] * (n - cut))
 
 
 def _ema(c: CurveData) -> np.ndarray:
@@ -377,15 +430,14 @@ def _ema(c: CurveData) -> np.ndarray:
 
 
 def proposed_blowup_index(raw: Sequence[float], diverge: float) -> int:
-    """Proposed for rangetest.blowup_index: also stop where the loss is back above its start.
+    """A better blow-up test for the zero-lag reading: also stop where the loss is back
+    above its start.
 
     The engine's test (raw loss > diverge x the best running median) misses blow-ups of
     losses that saturate (cross-entropy settles near log(classes) after it explodes); a
     running-median loss that climbs back above the loss the test started from, after its
     minimum, means training broke, whatever the scale.
     """
-    from lrtune.rangetest import blowup_index, median_filter
-
     v = np.asarray(raw, dtype=float)
     cut = blowup_index(v, diverge)
     med = median_filter(v, 5)
@@ -400,8 +452,6 @@ def proposed_blowup_index(raw: Sequence[float], diverge: float) -> int:
 
 def _zero_lag_cut(c: CurveData) -> np.ndarray:
     """Zero-lag smoothing cut at the proposed blow-up index, whether or not the EMA diverged."""
-    from lrtune.rangetest import zero_lag
-
     s = range_settings()
     n = len(c.losses)
     cut = proposed_blowup_index(c.losses, s.diverge)
@@ -426,7 +476,7 @@ def _ema_weight(weight: float) -> Callable[[CurveData], np.ndarray]:
 
 
 READINGS: dict[str, Callable[[CurveData], np.ndarray]] = {
-    "zero-lag": _zero_lag,  # forward-backward EMA over a running median (no lag)
+    "zero-lag": _zero_lag,  # fwd-bwd EMA over a running median (lrtune's reading before)
     "zero-lag+cut": _zero_lag_cut,  # the same, always cut where the raw loss blew up
     "ema": _ema,  # the online EMA (lags ~1/smooth steps; fastai and torch-lr-finder read it)
     "ema(0.025)": _ema_weight(0.025),  # sensitivity: half and twice the default --smooth
@@ -488,6 +538,17 @@ CANDIDATES: dict[str, Rule] = {
     "blowup/10": _scaled(_last, 10.0),  # 1/10 of where the reading curve ends (divergence)
     "blowup/30": _scaled(_last, 30.0),
 }
+
+
+def _headline(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    from lrtune.suggest import HEADLINE_RULE, get_rule
+
+    return get_rule(HEADLINE_RULE).fn(lrs, losses)
+
+
+# The headline times a factor: is it calibrated for the schedule (--schedule) it feeds?
+for _k in (0.5, 2.0, 4.0, 8.0):
+    CANDIDATES[f"headline x{_k:g}"] = _scaled(_headline, 1 / _k)
 
 
 def rule_lr(rule: str, lrs: np.ndarray, losses: np.ndarray) -> float | None:
@@ -804,6 +865,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--schedule",
+        default="constant",
+        choices=SCHEDULES,
+        help="what every training runs: the suggested LR held constant (default), as cosine's "
+        "initial LR, or as onecycle's max_lr",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -816,23 +884,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(by_name)}")
     tasks = [by_name[n] for n in args.tasks] if args.tasks else list(TASKS)
-    cache = TrainCache()
+    cache = TrainCache(args.schedule)
     rules = [*RULES, *CANDIDATES]
     t0 = time.perf_counter()
     results = [evaluate_task(t, len(SEEDS), cache, rules) for t in tasks]
     log(f"done in {time.perf_counter() - t0:.0f}s")
 
     md = args.markdown
-    print("Oracle: constant LR for a fixed budget; metric = mean over seeds 0-2 at the best grid "
-          "LR (* = held-out task, not used to choose the rule)\n")  # fmt: skip
+    used = {"constant": "LR held constant", "cosine": "cosine decay from the LR to 0",
+            "onecycle": "onecycle with the LR as max_lr"}[args.schedule]  # fmt: skip
+    print(f"Oracle: {used}, fixed budget; metric = mean over seeds 0-2 at the best grid LR "
+          "(* = held-out task, not used to choose the rule)\n")  # fmt: skip
     print(oracle_table(results, md))
-    for mode in ("repeats=3", "repeats=1"):
-        keys = [(r, ENGINE, mode) for r in RULES] + [(BASELINE, "ema", mode)]
-        print(f"\nRegret of each rule as lrtune computes it, {mode.replace('=', ' ')} "
-              "(cell: LR, geometric mean of 3 runs, and regret in accuracy points or % relative "
-              "MSE; median/worst in points, 10% MSE = 1 point; * = held-out tasks)\n")  # fmt: skip
+    engine_is_ema = all(
+        r.outcomes[(rule, ENGINE, m)].lrs == r.outcomes[(rule, "ema", m)].lrs
+        for r in results
+        for rule in RULES
+        for m in MODES
+    )
+    tables = [(ENGINE, "repeats=3"), (ENGINE, "repeats=1")]
+    if not engine_is_ema:
+        tables.append(("ema", "repeats=3"))
+    for reading, mode in tables:
+        keys = [(r, reading, mode) for r in RULES] + [(BASELINE, "ema", mode)]
+        what = "as lrtune computes it" if reading == ENGINE else f"on the {reading} reading"
+        print(f"\nRegret of each rule {what}, {mode.replace('=', ' ')} (cell: LR, geometric "
+              "mean of 3 runs, and regret in accuracy points or % relative MSE; median/worst "
+              "in points, 10% MSE = 1 point; * = held-out tasks)\n")  # fmt: skip
         print(regret_table(results, make_rows(results, keys), md))
-    print("\nEvery rule on every reading of the curve (engine = what lrtune reads today)\n")
+    print("\nEvery rule on every reading of the curve (engine = what lrtune reads today; "
+          "median/worst over the development tasks, * = held out)\n")  # fmt: skip
     keys = [(r, rd, m) for rd in READINGS for r in rules for m in MODES]
     keys += [(r, ENGINE, m) for r in RULES for m in MODES]
     print(readings_table(make_rows(results, keys), md))
