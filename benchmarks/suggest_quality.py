@@ -2,8 +2,9 @@
 
 For every task in `benchmarks/tasks/` (plain lrtune task files; `lrtune find` runs them too):
 
-1. Oracle sweep: train the task for a short fixed budget (`epochs`, constant LR, the task's
-   own optimizer) at a log grid of LRs (3 per decade) with seeds 0, 1, 2, through the shared
+1. Oracle sweep: train the task for a short fixed budget (`epochs`, the task's own optimizer,
+   the LR held constant; `--schedule cosine|onecycle` uses it as cosine's initial LR or
+   onecycle's max_lr) at a log grid of LRs (3 per decade) with seeds 0, 1, 2, through the shared
    loop `lrtune.training.train`. The metric is the final epoch's validation accuracy
    (classification) or validation MSE (regression); a run that diverges or ends worse than
    a constant predictor scores as the constant predictor. The oracle is the grid LR with
@@ -11,17 +12,20 @@ For every task in `benchmarks/tasks/` (plain lrtune task files; `lrtune find` ru
 2. Range tests: `lrtune.rangetest.find_lr` with its defaults (1e-7 .. 10 in 100 steps),
    three independent groups of `--repeats 3` (seeds 0-2, 3-5, 6-8). "repeats=1" reads the
    first curve of each group alone (exactly what `find_lr(seed=3g)` returns); "repeats=3"
-   reads the group's median curve, as `find_lr(repeats=3)` does.
+   reads the group's median curve, as `find_lr(repeats=3)` does. The engine's own
+   `build_result` turns cached curves into suggestions ("engine"); the other readings
+   (the zero-lag curve lrtune read before, EMA weights) are kept for comparison.
 3. Every rule (and torch-lr-finder's own range test + suggestion, as a baseline) gives one
    LR per group; group g's LR is trained with seed g and the same budget. Regret = oracle
    metric minus the mean achieved metric: accuracy points, or % of relative MSE for
    regression. `score` puts both on one scale (1 point = 10% relative MSE, the issue's
-   0.5 point / 5% equivalence) for medians and worst cases across tasks.
+   0.5 point / 5% equivalence) for medians and worst cases across tasks. Held-out tasks
+   (`heldout=True`, marked *) were added after the rules were compared.
 
 LRs are snapped to a lattice of 12 points per decade (at most 10% off) so that rules and the
 oracle share trainings; every training is cached in `benchmarks/oracle_cache.json`, keyed by
-task file content, budget, LR and seed, so a rerun only trains what is new. Range-test
-curves are cached in `benchmarks/cache/` (gitignored).
+the task file's syntax tree, budget, schedule, LR and seed, so a rerun only trains what is
+new. Range-test curves are cached in `benchmarks/cache/` (gitignored).
 
     python benchmarks/suggest_quality.py                 # all tasks, all tables
     python benchmarks/suggest_quality.py --markdown      # tables as markdown
