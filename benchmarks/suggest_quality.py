@@ -31,7 +31,7 @@ new. Range-test curves are cached in `benchmarks/cache/` (gitignored).
     python benchmarks/suggest_quality.py --markdown      # tables as markdown
     python benchmarks/suggest_quality.py --tasks digits_mlp_sgd --json /tmp/bench.json
 
-torch-lr-finder is optional (`pip install lrtune[bench]`); without it its column is blank.
+torch-lr-finder is optional (`pip install lrtune[bench]`); without it its row is left out.
 """
 
 from __future__ import annotations
@@ -648,8 +648,9 @@ def suggestions_for(
             within = [ratio(per.get(r, [])) for _, per in full]
             worst = None if any(w is None for w in within) else max(within)  # type: ignore[type-var]
             out[(r, reading, "repeats=3")] = ([agg.get(r) for agg, _ in full], worst)
-    for mode in MODES:
-        out[(BASELINE, "ema", mode)] = (list(curves.tlf), None)
+    if any(curves.tlf):  # torch-lr-finder installed
+        for mode in MODES:
+            out[(BASELINE, "ema", mode)] = (list(curves.tlf), None)
     return out
 
 
