@@ -201,19 +201,28 @@ def _default_target(result: RangeTestResult, o: FindOptions) -> str:
 
 
 def recommend_schedule(result: RangeTestResult, o: FindOptions) -> dict[str, Any]:
-    """The recommended schedule spec for the headline LR, with the numbers it came from."""
-    from lrtune.schedules import recommend
+    """The recommended schedule for the headline LR, scaled for its family (lrtune.plan)."""
+    from lrtune.plan import TARGETS, factor_for
+    from lrtune.schedules import get_schedule, recommend
+    from lrtune.schedules.recommend import DEFAULT_BY_FAMILY
 
+    family = result.info.get("optimizer_family", "sgd")
     steps_per_epoch = max(1, int(result.info.get("steps_per_epoch") or 1) // o.accumulate)
-    name = o.schedule_name or (
-        o.target if o.target in ("onecycle", "cosine", "step", "constant") else None
-    )
-    rec = recommend(
-        result.lr, result.info.get("optimizer_family", "sgd"), o.epochs, steps_per_epoch, name=name
-    )
+    requested = o.schedule_name or (o.target if o.target in TARGETS else None)
+    name = get_schedule(requested or DEFAULT_BY_FAMILY[family]).name
+    factor = factor_for(name)
+    headline = float(result.lr or 0.0)
+    rec = recommend(headline * factor, family, o.epochs, steps_per_epoch, name=requested)
+    if factor != 1.0:
+        rec["why"] = (
+            f"Base LR {headline * factor:.3g} = {factor:g} x the suggestion {headline:.3g} "
+            f"(see lrtune/plan.py). " + str(rec.get("why", ""))
+        )
     return {
         **rec,
-        "base_lr": rec.get("lr", result.lr),
+        "headline_lr": headline,
+        "factor": factor,
+        "base_lr": rec.get("lr", headline * factor),
         "epochs": o.epochs,
         "steps_per_epoch": steps_per_epoch,
     }

@@ -59,6 +59,9 @@ def test_find_on_shipped_example_writes_every_file(tmp_path):
     assert saved["schema_version"] == 1
     assert saved["weights"]["restored"] is True
     assert saved["headline"]["lr"] > 0
+    # SGD -> one-cycle whose peak is the plan's LR (4x the headline, lrtune/plan.py)
+    assert saved["schedule"]["name"] == "onecycle"
+    assert saved["schedule"]["lr"] == saved["plan"]["lr"] == 4 * saved["headline"]["lr"]
     header = (out / "lr_find.csv").read_text().splitlines()[0]
     assert header.startswith("repeat,step,lr,loss,smoothed")
     assert "suggested lr:" in proc.stdout
