@@ -9,15 +9,20 @@ Patterns (one registry, `PATTERNS`; each detector is a pure function of the curv
 
 - `bad_init`: the loss at initialisation is far above the know-nothing loss, or the train
   loss sits still for the first epochs before it starts falling.
-- `lr_too_high`: the train loss is non-finite, climbs well above its minimum, or stays high
-  and flat.
-- `decayed_too_early`: the LR was cut early while the loss was still falling fast, and the
-  loss then plateaued.
-- `train_longer`: the monitored metric is still improving at the end of the run.
+- `lr_too_high`: the train loss is non-finite, climbs well above its minimum, stays high and
+  flat (or never beats the know-nothing loss), or blew up far above the loss at initialisation.
+- `decayed_too_early`: an LR cut in the first half of the run while the loss was still falling,
+  after which the loss flattened above where that pace was heading within a couple of epochs
+  (judged on the val loss when there is one, with the train loss stalled too and the val
+  plateau near it). A cut after which the loss drops (the normal step-decay signature) and
+  keeps slowly improving is healthy.
+- `train_longer`: the monitored metric is still improving at the end of the run (a loss still
+  barely below chance at the end: the advice is a higher LR).
 - `overfitting`: the val loss rose from its minimum while the train loss kept falling, and
   val is far worse than train.
 - `underfitting`: the train loss plateaued at a poor level, with val close to train.
-- `oscillating`: the loss goes up and down from epoch to epoch instead of falling.
+- `oscillating`: the train loss (and the val loss, when there is one) goes up and down from
+  epoch to epoch instead of falling.
 
 "Poor" and "high" are judged against a *reference loss*: the loss of a model that knows
 nothing. Pass `baseline_loss` when it is known (ln C for C-class cross-entropy, Var(y) for
@@ -33,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -51,7 +56,8 @@ MIN_EPOCHS = 3
 #: bad_init: the loss at initialisation is at least this many times the reference
 #: (know-nothing) loss. A model initialised well predicts roughly uniform classes at step 0.
 BAD_INIT_LOSS_RATIO = 2.0
-#: bad_init: an epoch counts as "moved" once its train loss is this fraction below epoch 1's.
+#: bad_init: an epoch counts as "moved" once its train loss is this fraction away from epoch 1's
+#: (a first move upwards is an LR problem, not a slow start).
 STUCK_REL_DROP = 0.05
 #: bad_init: the loss must sit still for at least this many epochs after the first ...
 STUCK_MIN_EPOCHS = 2
@@ -65,24 +71,48 @@ EXPLODE_RATIO = 1.5
 #: ... or at least this many times, when it also climbed back to near the reference loss
 #: (HIGH_LOSS_FRACTION): the model un-learned what it had learned.
 RELAPSE_RATIO = 1.2
+#: lr_too_high: an epoch's mean train loss at least this many times the loss at initialisation
+#: means the updates blew the loss up (judged only when the loss at initialisation is known).
+BLOWUP_RATIO = 2.0
 #: lr_too_high: a train loss whose best value stays above this fraction of the reference
 #: (know-nothing) loss, and that is no longer improving, is stuck at chance. Judged only
 #: with a real reference (baseline_loss or initial_loss), not the epoch-1 fallback.
 HIGH_LOSS_FRACTION = 0.9
+#: lr_too_high: a best train loss at or above this fraction of the reference never beat knowing
+#: nothing, improving or not.
+NEVER_LEARNED_LEVEL = 1.0
+#: lr_too_high: a loss near chance that fell in at least this share of the tail's epochs is
+#: creeping down steadily (an LR too low), not stuck (an LR too high).
+CREEP_DOWN_FRACTION = 0.8
 
-#: decayed_too_early: an LR at most this fraction of the peak so far counts as a decay.
+#: decayed_too_early: an LR at most this fraction of the peak so far counts as a decay (a cut).
 DECAY_RATIO = 0.5
-#: decayed_too_early: a decay before this fraction of the run counts as early.
-EARLY_DECAY_FRACTION = 0.4
-#: decayed_too_early: epochs before the decay used to measure how fast the loss was falling.
-PRE_DECAY_WINDOW = 3
-#: decayed_too_early: the train loss was still falling at least this fast (log-loss per epoch,
-#: i.e. about 2 % per epoch) just before the decay.
+#: decayed_too_early: only a cut in the first this-fraction of the run can be early.
+EARLY_DECAY_FRACTION = 0.5
+#: decayed_too_early: the pre-cut pace is the slower of the last this-many epochs' drops
+#: (one noisy epoch cannot make a flat curve look steep).
+PRE_DECAY_WINDOW = 2
+#: decayed_too_early: the loss was still falling at least this fast just before the cut
+#: (log-loss per epoch, i.e. about 2 % per epoch).
 STILL_FALLING_RATE = 0.02
-#: decayed_too_early: after the decay it falls at less than this fraction of that rate.
+#: decayed_too_early: after the cut the loss's trend (a log-linear fit over the epochs after the
+#: first post-cut one) falls at less than this fraction of the pre-cut pace: a plateau.
 PLATEAU_RATE_RATIO = 0.25
-#: decayed_too_early: at least this many epochs between the decay and the end.
+#: decayed_too_early: at least this many epochs after the first post-cut epoch (to see a plateau).
 MIN_POST_DECAY_EPOCHS = 3
+#: decayed_too_early: after the cut, the whole rest of the run gained less than this many
+#: epochs' worth of the pre-cut pace: the loss never got below where that pace was heading
+#: within this many epochs. A real curve decelerates, so this is a short look ahead; a cut that
+#: helped (the loss dropped right after it, the normal step-decay signature) gets below it.
+HEADING_EPOCHS = 2.0
+#: decayed_too_early: judged on the val loss only while the val plateau is at most this many
+#: times the train loss; further above, the model stopped generalising better, not learning,
+#: and a later decay would lower the train loss, not the val loss (overfitting's business).
+STALL_MAX_VAL_OVER_TRAIN = 1.5
+
+#: decayed_too_early / overfitting: a loss level (or a rise) below this fraction of the
+#: reference loss is negligible: nothing there to act on.
+NEGLIGIBLE_FRACTION = 0.01
 
 #: train_longer / underfitting: the tail of the run is its last quarter ...
 TAIL_FRACTION = 0.25
@@ -90,6 +120,8 @@ TAIL_FRACTION = 0.25
 TAIL_MIN_EPOCHS = 3
 #: train_longer: the tail brought at least this share of the run's total improvement ...
 TAIL_GAIN_SHARE = 0.1
+#: ... or, for a loss, its tail still falls at least this fast (log-loss per epoch, ~5 %) ...
+STILL_IMPROVING_RATE = 0.05
 #: ... the best value is within the last this-many epochs ...
 BEST_WITHIN_LAST = 2
 #: ... and the tail's linear trend beats its noise (residual std) by this factor.
@@ -360,10 +392,13 @@ def _bad_init(c: Curves, ctx: Context) -> Finding | None:
         )
     if not math.isfinite(loss[0]) or loss[0] <= 0:
         return None
-    moved = np.flatnonzero(np.isfinite(loss[1:]) & (loss[1:] <= loss[0] * (1 - STUCK_REL_DROP)))
+    off = np.isfinite(loss[1:]) & (np.abs(loss[1:] - loss[0]) > loss[0] * STUCK_REL_DROP)
+    moved = np.flatnonzero(off)
     if moved.size == 0:
         return None  # never moved: flat, judged by lr_too_high / underfitting
     k = int(moved[0]) + 1  # first epoch index that moved
+    if loss[k] > loss[0]:
+        return None  # it climbed before it fell: an LR problem, not a slow start
     stuck = k - 1
     need = max(STUCK_MIN_EPOCHS, math.ceil(STUCK_MIN_FRACTION * n))
     if stuck < need:
@@ -413,10 +448,19 @@ def _high_flat(c: Curves, ctx: Context) -> float | None:
     if len(loss) < MIN_EPOCHS or not np.isfinite(loss).all():
         return None
     level = float(loss.min()) / ctx.reference_loss
-    gain, _ = _tail_gain(loss)
-    if level >= HIGH_LOSS_FRACTION and gain < PLATEAU_REL_GAIN:
+    gain, k = _tail_gain(loss)
+    if level < HIGH_LOSS_FRACTION or _creeping(loss[len(loss) - k :]):
+        return None  # a steady creep down from chance is an LR too low (train_longer says so)
+    if gain < PLATEAU_REL_GAIN or level >= NEVER_LEARNED_LEVEL:
         return level
     return None
+
+
+def _creeping(tail: np.ndarray) -> bool:
+    """The loss went down in nearly every epoch of the tail (CREEP_DOWN_FRACTION): a steady
+    creep (LR too low), not a loss bouncing around a level (LR too high)."""
+    d = np.diff(tail)
+    return d.size >= 2 and float(np.mean(d < 0)) >= CREEP_DOWN_FRACTION
 
 
 def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
@@ -479,8 +523,12 @@ def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
             evidence=(
                 f"the best train loss {_fmt(float(loss.min()))} is {level:.2f}x the "
                 f"know-nothing loss {_fmt(ctx.reference_loss or math.nan)} "
-                f"({ctx.reference_name}; threshold {HIGH_LOSS_FRACTION:g}x) and it stopped "
-                "improving"
+                f"({ctx.reference_name}; threshold {HIGH_LOSS_FRACTION:g}x) and "
+                + (
+                    "it never got below it"
+                    if level >= NEVER_LEARNED_LEVEL
+                    else f"it stopped improving (under {_pct(PLATEAU_REL_GAIN)} over the tail)"
+                )
             ),
             advice=(
                 "a loss stuck at chance usually means the first steps wrecked the weights: "
@@ -493,7 +541,39 @@ def _lr_too_high(c: Curves, ctx: Context) -> Finding | None:
             curve="train_loss",
             numbers={"level_vs_reference": level},
         )
-    return None
+    return _blowup(c, ctx)
+
+
+def _blowup(c: Curves, ctx: Context) -> Finding | None:
+    """lr_too_high for a run whose train loss blew up far above where it started, then came back
+    down (a run that stayed up is caught as climbing or stuck)."""
+    init = ctx.initial_loss
+    loss = c.train_loss
+    if init is None or init <= 0 or not np.isfinite(loss).all():
+        return None
+    i_max = int(np.argmax(loss))
+    ratio = float(loss[i_max]) / init
+    if ratio < BLOWUP_RATIO:
+        return None
+    return Finding(
+        code="lr_too_high",
+        title="Loss blew up (LR too high)",
+        evidence=(
+            f"the train loss reached {_fmt(float(loss[i_max]))} at epoch {_ep(c, i_max)}, "
+            f"{ratio:.1f}x the loss at initialisation {_fmt(init)} (threshold "
+            f"{BLOWUP_RATIO:g}x): the updates threw the weights far off; the best it got back "
+            f"to is {_fmt(float(loss.min()))}"
+        ),
+        advice=(
+            "lower the learning rate (about 10x, or to what `lrtune find` suggests); "
+            "add a warmup or gradient clipping if it only blows up at the start"
+        ),
+        severity="warning",
+        start_epoch=_ep(c, 0),
+        end_epoch=_ep(c, i_max),
+        curve="train_loss",
+        numbers={"max_loss": float(loss[i_max]), "initial_loss": init, "ratio": ratio},
+    )
 
 
 def _where_diverged(ctx: Context, epoch: int) -> str:
@@ -540,36 +620,121 @@ def _decay_events(lr: np.ndarray) -> list[int]:
     return events
 
 
+def _trend_rate(values: np.ndarray) -> float:
+    """How fast a positive series falls, from a log-linear fit (log units per epoch)."""
+    if values.size < 2 or not np.isfinite(values).all() or (values <= 0).any():
+        return math.nan
+    slope = np.polyfit(np.arange(values.size, dtype=float), np.log(values), 1)[0]
+    return -float(slope)
+
+
+@dataclass(frozen=True)
+class _Stall:
+    """What one loss series did around an LR cut at index d (decayed_too_early's evidence).
+
+    pace: log-loss per epoch just before the cut (the slower of the last PRE_DECAY_WINDOW
+    epochs); heading: the last pre-cut loss carried on at that pace for HEADING_EPOCHS;
+    best_after: the lowest loss from the cut on; rate_after: the trend after the first
+    post-cut epoch.
+    """
+
+    pace: float
+    last_before: float
+    heading: float
+    best_after: float
+    rate_after: float
+
+
+def _stall(loss: np.ndarray, d: int) -> _Stall | None:
+    window = loss[max(0, d - PRE_DECAY_WINDOW) :]
+    if d < 2 or not np.isfinite(window).all() or (window <= 0).any():
+        return None
+    start = max(1, d - PRE_DECAY_WINDOW)
+    pace = min(_log_rate(float(loss[i - 1]), float(loss[i]), 1) for i in range(start, d))
+    last = float(loss[d - 1])
+    return _Stall(
+        pace=pace,
+        last_before=last,
+        heading=last * math.exp(-pace * HEADING_EPOCHS),
+        best_after=float(loss[d:].min()),
+        rate_after=_trend_rate(loss[d + 1 :]),
+    )
+
+
 def _decayed_too_early(c: Curves, ctx: Context) -> Finding | None:
+    """The first LR cut in the first half of the run after which the loss stalled."""
     n = len(c)
-    events = _decay_events(c.lr)
-    if not events:
+    for d in _decay_events(c.lr):
+        if d >= EARLY_DECAY_FRACTION * n or n - 1 - d < MIN_POST_DECAY_EPOCHS:
+            break
+        finding = _too_early_at(c, ctx, d)
+        if finding is not None:
+            return finding
+    return None
+
+
+def _too_early_at(c: Curves, ctx: Context, d: int) -> Finding | None:
+    """decayed_too_early for the cut at index d, judged on the val loss (else the train loss).
+
+    The evidence: just before the cut the loss was still falling (STILL_FALLING_RATE); at that
+    pace it was heading for `heading` within HEADING_EPOCHS; after the cut it never got below
+    that (a cut that helped drops below it: the step-decay signature), and it flattened
+    (PLATEAU_RATE_RATIO). On the val loss, the train loss must have stalled too and
+    the val plateau sit near it (STALL_MAX_VAL_OVER_TRAIN): a val plateau far above a train
+    loss is a generalisation limit that a later decay would not lift.
+    """
+    n = len(c)
+    name, loss = "train_loss", c.train_loss
+    if c.val_loss is not None and np.isfinite(c.val_loss).all():
+        name, loss = "val_loss", c.val_loss
+    s = _stall(loss, d)
+    if s is None or not math.isfinite(s.rate_after) or s.pace < STILL_FALLING_RATE:
         return None
-    d = events[0]
-    if d >= EARLY_DECAY_FRACTION * n or d < 2:
+    if s.best_after < s.heading or s.rate_after >= PLATEAU_RATE_RATIO * s.pace:
         return None
-    # Later decays only lower the LR further, so the plateau is measured to the end.
-    end = n - 1
-    if end - d < MIN_POST_DECAY_EPOCHS:
-        return None
-    loss = c.train_loss
-    pre_start = max(0, d - 1 - PRE_DECAY_WINDOW)
-    pre = _log_rate(float(loss[pre_start]), float(loss[d - 1]), d - 1 - pre_start)
-    post = _log_rate(float(loss[d + 1]), float(loss[end]), end - d - 1)
-    if not (math.isfinite(pre) and math.isfinite(post)):
-        return None
-    if pre < STILL_FALLING_RATE or post >= PLATEAU_RATE_RATIO * pre:
-        return None
-    lr_before = float(np.nanmax(c.lr[:d]))
+    ref = ctx.reference_loss
+    if ref is not None and s.best_after < NEGLIGIBLE_FRACTION * ref:
+        return None  # converged to ~0: nothing a later decay could add
+    worth = max(_log_rate(s.last_before, s.best_after, 1) / s.pace, 0.0)
+    numbers = {
+        "decay_epoch": float(_ep(c, d)),
+        "epochs_worth": worth,
+        "rate_before": s.pace,
+        "rate_after": s.rate_after,
+        "heading": s.heading,
+        "best_after": s.best_after,
+        "lr_before": float(np.nanmax(c.lr[:d])),
+        "lr_after": float(c.lr[d]),
+        "trend_from_epoch": float(_ep(c, d - 1)),
+        "trend_from": s.last_before,
+        "trend_to_epoch": _ep(c, d - 1) + HEADING_EPOCHS,
+        "trend_to": s.heading,
+    }
+    train_words = ""
+    if name == "val_loss":
+        train = c.train_loss
+        k = min(MIN_POST_DECAY_EPOCHS, n - d)
+        t_rate = _trend_rate(train[d + 1 :])
+        t_end, v_end = float(np.mean(train[n - k :])), float(np.mean(loss[n - k :]))
+        if not math.isfinite(t_rate) or t_rate >= PLATEAU_RATE_RATIO * s.pace:
+            return None  # training still progresses: the val plateau is not the LR's doing
+        if t_end <= 0 or v_end / t_end > STALL_MAX_VAL_OVER_TRAIN:
+            return None
+        train_words = f"; the train loss slowed too, to {_drop_pct(max(t_rate, 0.0))}/epoch"
+        numbers["train_rate_after"] = t_rate
+    series = name.replace("_", " ")
     return Finding(
         code="decayed_too_early",
         title="LR decayed too early",
         evidence=(
-            f"the LR was cut from {lr_before:.3g} to {float(c.lr[d]):.3g} at epoch {_ep(c, d)} "
-            f"({_pct(d / n)} into the run) while the train loss was still falling "
-            f"{_drop_pct(pre)}/epoch; after the cut it fell only "
-            f"{_drop_pct(max(post, 0.0))}/epoch (epochs {_ep(c, d + 1)}-{_ep(c, end)}; "
-            f"threshold {PLATEAU_RATE_RATIO:g}x the earlier rate)"
+            f"the LR was cut from {numbers['lr_before']:.3g} to {numbers['lr_after']:.3g} at "
+            f"epoch {_ep(c, d)} ({_pct(d / n)} into the run) while the {series} was still "
+            f"falling {_drop_pct(s.pace)}/epoch (from {_fmt(s.last_before)}); in the {n - d} "
+            f"epochs after the cut it never got below {_fmt(s.best_after)}, only "
+            f"{worth:.1f} epochs' worth of that pace (threshold {HEADING_EPOCHS:g}; that pace "
+            f"would have reached {_fmt(s.heading)}), and it flattened to "
+            f"{_drop_pct(max(s.rate_after, 0.0))}/epoch over epochs {_ep(c, d + 1)}-"
+            f"{_ep(c, n - 1)} (threshold {PLATEAU_RATE_RATIO:g}x the earlier pace){train_words}"
         ),
         advice=(
             "move the decay later (milestones past ~50-75% of training), lower gamma's impact "
@@ -577,15 +742,9 @@ def _decayed_too_early(c: Curves, ctx: Context) -> Finding | None:
         ),
         severity="warning",
         start_epoch=_ep(c, d),
-        end_epoch=_ep(c, end),
+        end_epoch=_ep(c, n - 1),
         curve="lr",
-        numbers={
-            "decay_epoch": float(_ep(c, d)),
-            "rate_before": pre,
-            "rate_after": post,
-            "lr_before": lr_before,
-            "lr_after": float(c.lr[d]),
-        },
+        numbers=numbers,
     )
 
 
@@ -604,8 +763,24 @@ def _monitored(c: Curves, ctx: Context) -> list[tuple[str, np.ndarray, bool]]:
 def _train_longer(c: Curves, ctx: Context) -> Finding | None:
     for name, values, higher in _monitored(c, ctx):
         finding = _still_improving(c, name, values, higher)
-        if finding is not None:
-            return finding
+        if finding is None:
+            continue
+        ref = ctx.reference_loss if ctx.reference_name != _EPOCH1 else None
+        best = float(np.nanmin(c.train_loss))
+        if ref is not None and ref > 0 and best >= HIGH_LOSS_FRACTION * ref:
+            # Still improving, but barely off chance after the whole run: the LR is too low.
+            return replace(
+                finding,
+                evidence=(
+                    f"{finding.evidence}; yet the best train loss {_fmt(best)} is still "
+                    f"{best / ref:.2f}x the know-nothing loss {_fmt(ref)} ({ctx.reference_name})"
+                ),
+                advice=(
+                    "the loss creeps down from chance: the LR is most likely too low; raise it "
+                    "(see `lrtune find`) before paying for more epochs"
+                ),
+            )
+        return finding
     return None
 
 
@@ -628,18 +803,23 @@ def _still_improving(c: Curves, name: str, values: np.ndarray, higher: bool) -> 
     if total <= 0 or trend_gain <= 0:
         return None
     share = trend_gain / total
-    if share < TAIL_GAIN_SHARE or best_at < n - BEST_WITHIN_LAST:
+    # A loss is compared with itself too: one still falling fast is worth more epochs even when
+    # the tail is a small share of a big early drop.
+    rate = _trend_rate(values[n - k :]) if name.endswith("loss") else math.nan
+    fast = math.isfinite(rate) and rate >= STILL_IMPROVING_RATE
+    if (share < TAIL_GAIN_SHARE and not fast) or best_at < n - BEST_WITHIN_LAST:
         return None
     if trend_gain < TREND_OVER_NOISE * noise:
         return None
+    pace = f", falling {_drop_pct(rate)}/epoch" if math.isfinite(rate) else ""
     return Finding(
         code="train_longer",
         title="Still improving at the end: train longer",
         evidence=(
-            f"{name} improved by {_fmt(trend_gain)} over the last {k} epochs "
-            f"({_pct(share)} of the run's total improvement; threshold "
-            f"{_pct(TAIL_GAIN_SHARE)}) and its best value {_fmt(float(values[best_at]))} "
-            f"is at epoch {_ep(c, best_at)}"
+            f"{name} improved by {_fmt(trend_gain)} over the last {k} epochs{pace} "
+            f"({_pct(share)} of the run's total improvement; thresholds "
+            f"{_pct(TAIL_GAIN_SHARE)} or {_drop_pct(STILL_IMPROVING_RATE)}/epoch) and its best "
+            f"value {_fmt(float(values[best_at]))} is at epoch {_ep(c, best_at)}"
         ),
         advice=(
             "train for more epochs (stretch the schedule with it, so the decay still comes "
@@ -649,7 +829,8 @@ def _still_improving(c: Curves, name: str, values: np.ndarray, higher: bool) -> 
         start_epoch=_ep(c, n - k),
         end_epoch=_ep(c, n - 1),
         curve=name,
-        numbers={"tail_gain": trend_gain, "tail_share": share, "noise": noise},
+        numbers={"tail_gain": trend_gain, "tail_share": share, "noise": noise}
+        | ({"tail_rate": rate} if math.isfinite(rate) else {}),
     )
 
 
@@ -675,6 +856,9 @@ def _overfitting(c: Curves, ctx: Context) -> Finding | None:
         return None
     if v_end - v_min < OVERFIT_RISE_OVER_NOISE * noise:
         return None
+    ref = ctx.reference_loss
+    if ref is not None and v_end - v_min < NEGLIGIBLE_FRACTION * ref:
+        return None  # a rise too small to matter next to the know-nothing loss (both near 0)
     if not (train[-1] < train[i_min] and gap_now > gap_then):
         return None
     return Finding(
@@ -782,38 +966,62 @@ def _oscillation(values: np.ndarray) -> tuple[float, float, float, int, int] | N
     return reversal, jump, wasted, first, last
 
 
+def _oscillates(values: np.ndarray | None) -> tuple[float, float, float, int, int] | None:
+    """`_oscillation`'s numbers when they pass every OSC_ threshold, else None."""
+    osc = None if values is None else _oscillation(values)
+    if osc is None:
+        return None
+    reversal, jump, wasted, _, _ = osc
+    if reversal < OSC_REVERSAL_FRACTION or jump < OSC_MIN_JUMP or wasted < OSC_WASTED_SHARE:
+        return None
+    return osc
+
+
 def _oscillating(c: Curves, ctx: Context) -> Finding | None:
-    for name in ("train_loss", "val_loss"):
-        values = c.series(name)
-        if values is None:
-            continue
-        osc = _oscillation(values)
-        if osc is None:
-            continue
-        reversal, jump, wasted, first, last = osc
-        if reversal < OSC_REVERSAL_FRACTION or jump < OSC_MIN_JUMP or wasted < OSC_WASTED_SHARE:
-            continue
-        finding = Finding(
-            code="oscillating",
-            title="Oscillating loss",
-            evidence=(
-                f"{name} changed direction in {_pct(reversal)} of epoch-to-epoch moves "
-                f"(threshold {_pct(OSC_REVERSAL_FRACTION)}), jumping up {_pct(jump)} on average "
-                f"(threshold {_pct(OSC_MIN_JUMP)}); {_pct(wasted)} of its movement went back "
-                "and forth"
-            ),
-            advice=(
-                "lower the LR (2-10x) or raise the batch size; with SGD, lower momentum or add "
-                "a decay; gradient clipping helps if the jumps are spikes"
-            ),
-            severity="warning",
-            start_epoch=_ep(c, first),
-            end_epoch=_ep(c, min(last, len(c) - 1)),
-            curve=name,
-            numbers={"reversal_fraction": reversal, "mean_up_jump": jump, "wasted_share": wasted},
+    """The train loss zigzags, and so does the val loss when there is one.
+
+    The val loss is measured on fixed data, so it moves only when the weights do: a zigzag in
+    the per-epoch mean train loss under a smooth val loss is minibatch sampling noise (a small
+    last batch, a tiny dataset), not weights bouncing under too high an LR. A val loss that
+    zigzags under a smooth train loss is left alone for the same reason: a small val set
+    turns small weight changes into large swings on a few examples. A val loss that cannot
+    be read that way (missing, non-finite, or exactly zero somewhere) leaves the train loss alone.
+    """
+    osc = _oscillates(c.train_loss)
+    if osc is None:
+        return None
+    reversal, jump, wasted, first, last = osc
+    numbers = {"reversal_fraction": reversal, "mean_up_jump": jump, "wasted_share": wasted}
+    val_words = ""
+    val_measured = c.val_loss is not None and _oscillation(c.val_loss) is not None
+    if val_measured:
+        val = _oscillates(c.val_loss)
+        if val is None:
+            return None
+        val_words = (
+            f"; the val loss zigzags with it ({_pct(val[0])} reversals, up {_pct(val[1])} "
+            "on average), so the weights themselves bounce"
         )
-        return finding  # train_loss is checked first and wins
-    return None
+        numbers["val_reversal_fraction"], numbers["val_mean_up_jump"] = val[0], val[1]
+    return Finding(
+        code="oscillating",
+        title="Oscillating loss",
+        evidence=(
+            f"the train loss changed direction in {_pct(reversal)} of epoch-to-epoch moves "
+            f"(threshold {_pct(OSC_REVERSAL_FRACTION)}), jumping up {_pct(jump)} on average "
+            f"(threshold {_pct(OSC_MIN_JUMP)}); {_pct(wasted)} of its movement went back "
+            f"and forth{val_words}"
+        ),
+        advice=(
+            "lower the LR (2-10x) or raise the batch size; with SGD, lower momentum or add "
+            "a decay; gradient clipping helps if the jumps are spikes"
+        ),
+        severity="warning",
+        start_epoch=_ep(c, first),
+        end_epoch=_ep(c, min(last, len(c) - 1)),
+        curve="train_loss",
+        numbers=numbers,
+    )
 
 
 PATTERNS: dict[str, PatternSpec] = {
@@ -842,6 +1050,7 @@ PATTERNS: dict[str, PatternSpec] = {
             "Train longer",
             "the monitored metric is still improving at the end",
             _train_longer,
+            explained_by=("lr_too_high",),
         ),
         PatternSpec(
             "overfitting",
@@ -854,7 +1063,7 @@ PATTERNS: dict[str, PatternSpec] = {
             "Underfitting",
             "train loss stays at a poor level, val close to train",
             _underfitting,
-            explained_by=("lr_too_high", "decayed_too_early"),
+            explained_by=("lr_too_high", "decayed_too_early", "train_longer"),
         ),
         PatternSpec(
             "oscillating",

@@ -103,8 +103,9 @@ def _spike_then_stuck() -> list[Any]:
 
 
 def _decayed_early() -> list[Any]:
+    """Falling 15%/epoch when the LR is cut 10x at epoch 6; then it eases 5% and goes flat."""
     lr = np.where(E < 5, 0.1, 0.01)
-    train = np.where(E < 5, 2.3 * 0.85**E, 2.3 * 0.85**4 * 0.8 * 0.997 ** (E - 5))
+    train = np.where(E < 5, 2.3 * 0.85**E, 2.3 * 0.85**4 * 0.95 * 0.998 ** (E - 5))
     return records(train, train * 1.05, None, lr)
 
 
@@ -301,6 +302,13 @@ def test_diagnosis_plots(tmp_path: Path) -> None:
     data = diagnosis_plot_data(rows, findings[0])
     assert data.shade == (findings[0].start_epoch, findings[0].end_epoch)
     assert "lr" in data.panels
+    # The decay's evidence: where the pre-cut pace was heading, as a dashed guide.
+    nums = findings[0].numbers
+    assert data.guide is not None
+    assert (data.guide.x[0], data.guide.x[-1]) == (nums["trend_from_epoch"], nums["trend_to_epoch"])
+    assert data.guide.y[0] == pytest.approx(nums["trend_from"])
+    assert data.guide.y[-1] == pytest.approx(nums["heading"])
+    assert diagnosis_plot_data(*[_overfit(), diagnose_curves(_overfit())[0]]).guide is None
     paths = write_diagnosis_plots(rows, findings, tmp_path)
     assert [p.name for p in paths] == [f"diagnosis_{f.code}.png" for f in findings]
     assert all(p.stat().st_size > 5000 for p in paths)
@@ -321,3 +329,160 @@ def test_decay_rates_are_the_share_of_loss_lost_per_epoch() -> None:
     (f,) = diagnose_curves(_decayed_early(), patterns=["decayed_too_early"])
     pre = f.numbers["rate_before"]  # log units per epoch
     assert f"falling {100 * (1 - math.exp(-pre)):.1f}%/epoch" in f.evidence
+
+
+# -- real curves, copied as literals (nothing is trained) ------------------------------------
+# `lrtune search configs/search/digits_step.yaml`: examples/digits_mlp.py, SGD(momentum 0.9)
+# lr 0.1, StepLR, 12 epochs; the per-epoch numbers of curves.csv (loss at init ~2.31).
+LN10_INIT = 2.3125
+STEP_LRS = {
+    (2, 0.1): [0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6],
+    (4, 0.3): [0.1] * 4 + [0.03] * 4 + [0.009] * 4,
+    (8, 0.6): [0.1] * 8 + [0.06] * 4,
+}
+SEARCH_TRIALS: dict[str, tuple[tuple[int, float], list[float], list[float], list[float]]] = {
+    # step_size=2, gamma=0.1, seed 0: val flat at 0.208 from epoch 5 while others reach 0.08
+    "ss2_g0.1_seed0": (
+        (2, 0.1),
+        [2.14396, 0.830805, 0.320969, 0.255914, 0.222126, 0.21626,
+         0.210736, 0.214096, 0.210474, 0.213584, 0.2125, 0.209946],
+        [1.62103, 0.429098, 0.268882, 0.23117, 0.213426, 0.208482,
+         0.20817, 0.207892, 0.207867, 0.207838, 0.207836, 0.207835],
+        [0.597222, 0.869444, 0.922222, 0.936111, 0.938889, 0.941667,
+         0.941667, 0.941667, 0.941667, 0.941667, 0.941667, 0.941667],
+    ),
+    "ss2_g0.1_seed1": (
+        (2, 0.1),
+        [2.1526, 0.760514, 0.343029, 0.229249, 0.204203, 0.199349,
+         0.199983, 0.205254, 0.202198, 0.200208, 0.200035, 0.1951],
+        [1.58732, 0.641802, 0.260323, 0.207121, 0.208609, 0.208187,
+         0.207958, 0.207851, 0.207819, 0.207818, 0.207812, 0.20781],
+        [0.691667, 0.8, 0.916667, 0.933333, 0.938889, 0.941667,
+         0.941667, 0.941667, 0.941667, 0.941667, 0.941667, 0.941667],
+    ),
+    # step_size=4, gamma=0.3: the cut at 33% helped (the loss dropped), then it kept improving
+    "ss4_g0.3_seed0": (
+        (4, 0.3),
+        [2.14396, 0.830805, 0.362822, 0.183523, 0.127625, 0.077269,
+         0.0646131, 0.0603618, 0.043635, 0.0406081, 0.039743, 0.0372376],
+        [1.62103, 0.429098, 0.245831, 0.18907, 0.128223, 0.0987155,
+         0.0943701, 0.0938176, 0.091228, 0.0882131, 0.0917182, 0.0880631],
+        [0.597222, 0.869444, 0.927778, 0.941667, 0.963889, 0.977778,
+         0.977778, 0.969444, 0.977778, 0.977778, 0.977778, 0.977778],
+    ),
+    # the best trial (step_size=8, gamma=0.6): the val loss keeps improving after the decay
+    "ss8_g0.6_seed1": (
+        (8, 0.6),
+        [2.1526, 0.760514, 0.405143, 0.1777, 0.197564, 0.138825,
+         0.0961148, 0.0568671, 0.0436337, 0.0235631, 0.0140223, 0.0128812],
+        [1.58732, 0.641802, 0.183593, 0.173757, 0.1539, 0.161669,
+         0.103696, 0.169704, 0.0913925, 0.0770967, 0.0969061, 0.0746659],
+        [0.691667, 0.8, 0.958333, 0.944444, 0.936111, 0.944444,
+         0.975, 0.947222, 0.972222, 0.983333, 0.972222, 0.986111],
+    ),
+}  # fmt: skip
+
+
+def _trial(name: str) -> list[Any]:
+    key, train, val, metric = SEARCH_TRIALS[name]
+    return records(train, val, metric, STEP_LRS[key])
+
+
+@pytest.mark.parametrize("name", ["ss2_g0.1_seed0", "ss2_g0.1_seed1"])
+def test_real_search_trial_that_decayed_too_early(name: str) -> None:
+    findings = diagnose_curves(_trial(name), initial_loss=LN10_INIT)
+    assert [f.code for f in findings] == ["decayed_too_early"], [f.evidence for f in findings]
+    (f,) = findings
+    assert (f.start_epoch, f.end_epoch) == (3, 12)
+    assert f.numbers["epochs_worth"] < diagnose.HEADING_EPOCHS
+    assert f.numbers["best_after"] > f.numbers["heading"]
+    assert "val loss was still falling" in f.evidence and "epochs' worth" in f.evidence
+
+
+@pytest.mark.parametrize("name", ["ss4_g0.3_seed0", "ss8_g0.6_seed1"])
+def test_real_search_trials_with_a_healthy_decay(name: str) -> None:
+    """The best trial, and a trial whose early cut made the loss drop, get no finding at all."""
+    recs = _trial(name)
+    assert diagnose_curves(recs, initial_loss=LN10_INIT) == []
+    assert diagnose_curves(recs, initial_loss=LN10_INIT, baseline_loss=LN10) == []
+    assert diagnose_curves(recs) == []
+
+
+def test_step_decay_signature_is_not_too_early() -> None:
+    """An early cut after the loss had levelled off, then a drop: the normal step decay."""
+    lr = np.where(E < 8, 0.1, 0.01)
+    train = np.where(E < 8, 0.5 + 1.8 * np.exp(-E / 1.5), 0.3 * 0.99 ** (E - 8))
+    recs = records(train, train * 1.1, None, lr)
+    assert diagnose_curves(recs, patterns=["decayed_too_early"]) == []
+
+
+def test_val_plateau_far_above_train_is_not_blamed_on_the_decay() -> None:
+    """Standardised digits, StepLR(2, 0.1) from lr 0.1: val stops at 0.14 by epoch 3 whatever
+    the schedule (every schedule in a grid ends there) while train is 0.04: a generalisation
+    limit, not a stalled optimisation. Nothing a later decay would fix."""
+    train = [0.9939, 0.1202, 0.05627, 0.04421, 0.04045, 0.04028,
+             0.03938, 0.04002, 0.03976, 0.03969, 0.03946, 0.04193]  # fmt: skip
+    val = [0.2135, 0.1469, 0.1442, 0.1407, 0.1404, 0.1401,
+           0.1401, 0.1401, 0.1401, 0.1401, 0.1401, 0.1401]  # fmt: skip
+    recs = records(train, val, None, STEP_LRS[(2, 0.1)])
+    assert diagnose_curves(recs, initial_loss=2.3107, patterns=["decayed_too_early"]) == []
+
+
+def test_train_jitter_under_a_smooth_val_loss_is_not_oscillating() -> None:
+    """Diabetes regression, Adam + cosine: the per-epoch train mean jumps (a 1-example last
+    batch), the val loss, measured on fixed data, is smooth: the weights are not bouncing."""
+    train = [0.8103, 0.5644, 0.6526, 0.4571, 0.4537, 0.4406, 0.4461, 0.4382, 0.4267, 0.5129,
+             0.4117, 0.4938, 0.411, 0.4092, 0.4187, 0.458, 0.4029, 0.4275, 0.4506, 0.5438]  # fmt: skip
+    val = [0.6157, 0.4997, 0.4675, 0.4711, 0.451, 0.4473, 0.4434, 0.4352, 0.4383, 0.4329,
+           0.4309, 0.4328, 0.4456, 0.4467, 0.4456, 0.4458, 0.448, 0.4484, 0.4489, 0.449]  # fmt: skip
+    assert diagnose_curves(records(train, val), initial_loss=0.8761) == []
+    # Without the val loss there is nothing to tell the two apart: the train loss is judged.
+    (f,) = diagnose_curves(records(train), initial_loss=0.8761, patterns=["oscillating"])
+    assert f.curve == "train_loss"
+
+
+def test_a_jumpy_val_loss_over_a_smooth_train_loss_is_not_oscillating() -> None:
+    train = 0.05 + 2.0 * np.exp(-E / 3)
+    val = 0.3 + 2.0 * np.exp(-E / 3) + 0.06 * (-1) ** E  # a small val set's swings
+    assert diagnose_curves(records(train, val), patterns=["oscillating"]) == []
+
+
+def test_loss_that_blew_up_then_came_back_is_lr_too_high() -> None:
+    """digits_mlp, Adam at lr 0.3: epoch 1 averages 8x the loss at init, then it crawls near
+    chance. Not underfitting (the same model reaches 98% at a sane LR), not 'train longer'."""
+    train = [18.38, 2.072, 2.058, 2.015, 1.835, 1.754, 1.753, 1.666, 1.572, 1.729,
+             1.598, 1.518, 1.533, 1.525, 1.482]  # fmt: skip
+    val = [2.267, 2.143, 2.039, 1.967, 1.808, 1.844, 1.676, 1.56, 1.559, 1.645,
+           1.555, 1.583, 1.658, 1.541, 1.525]  # fmt: skip
+    findings = diagnose_curves(records(train, val), initial_loss=LN10_INIT)
+    assert [f.code for f in findings] == ["lr_too_high"], [f.evidence for f in findings]
+    assert findings[0].numbers["ratio"] > diagnose.BLOWUP_RATIO
+    # The loss at initialisation is what "blew up" is measured against: without it, no claim.
+    assert "lr_too_high" not in {f.code for f in diagnose_curves(records(train, val))}
+
+
+def test_loss_creeping_down_from_chance_is_lr_too_low_not_too_high() -> None:
+    """digits_mlp, SGD at lr 1e-3: 2.31 -> 2.23 in 15 epochs, down every single epoch."""
+    train = [2.31, 2.304, 2.299, 2.293, 2.288, 2.282, 2.276, 2.271, 2.265, 2.259,
+             2.254, 2.248, 2.241, 2.234, 2.227]  # fmt: skip
+    val = [v + 0.004 for v in train]
+    metric = [0.1 + 0.014 * i for i in range(15)]
+    findings = diagnose_curves(records(train, val, metric), initial_loss=LN10_INIT)
+    assert [f.code for f in findings] == ["train_longer"], [f.evidence for f in findings]
+    assert "LR is most likely too low" in findings[0].advice
+
+
+def test_negligible_val_rise_is_not_overfitting() -> None:
+    """Wine, 100% val accuracy: val loss 0.0027 -> 0.0039 is +47%, but 0.1% of ln(3)."""
+    train = [0.6684, 0.1042, 0.02494, 0.007027, 0.007031, 0.002882, 0.002142, 0.001874,
+             0.001651, 0.001493, 0.001326, 0.001215, 0.00117, 0.001164, 0.001155, 0.001148,
+             0.001141, 0.001144, 0.001173, 0.001124]  # fmt: skip
+    val = [0.1968, 0.02491, 0.002664, 0.003137, 0.005299, 0.005282, 0.00472, 0.004254,
+           0.004416, 0.004434, 0.004159, 0.004025, 0.004003, 0.003993, 0.003974, 0.003955,
+           0.003948, 0.00394, 0.00392, 0.003896]  # fmt: skip
+    assert diagnose_curves(records(train, val), initial_loss=1.0829) == []
+
+
+def test_a_loss_that_climbs_first_is_not_a_slow_start() -> None:
+    train = np.concatenate([[0.84, 0.94, 0.95, 0.91, 1.02], 0.4 + 0.3 * np.exp(-E[:15] / 2)])
+    assert diagnose_curves(records(train), patterns=["bad_init"]) == []

@@ -49,6 +49,17 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class Guide:
+    """A dashed curve on the loss panel: where a trend was heading (from a finding's
+    `trend_from_epoch`, `trend_from`, `trend_to_epoch`, `trend_to` numbers), drawn as a
+    constant rate (geometric) between the two points, as the diagnosis projects it."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    label: str
+
+
+@dataclass(frozen=True)
 class DiagnosisPlotData:
     """Everything `draw_diagnosis` needs; no matplotlib objects."""
 
@@ -59,6 +70,26 @@ class DiagnosisPlotData:
     panels: dict[str, Panel]  # 'loss', then 'metric' and 'lr' when present
     shade: tuple[int, int]  # inclusive epoch range of the finding
     shade_color: str
+    guide: Guide | None = None
+
+
+GUIDE_KEYS = ("trend_from_epoch", "trend_from", "trend_to_epoch", "trend_to")
+GUIDE_POINTS = 9
+
+
+def _guide(finding: Finding) -> Guide | None:
+    nums = finding.numbers
+    if not all(k in nums and math.isfinite(float(nums[k])) for k in GUIDE_KEYS):
+        return None
+    x0, y0, x1, y1 = (float(nums[k]) for k in GUIDE_KEYS)
+    if y0 <= 0 or y1 <= 0 or x1 <= x0:
+        return None
+    t = np.linspace(0.0, 1.0, GUIDE_POINTS)
+    return Guide(
+        _tuple(x0 + t * (x1 - x0)),
+        _tuple(y0 * (y1 / y0) ** t),
+        "where the pre-cut pace was heading",
+    )
 
 
 def _tuple(x: np.ndarray) -> tuple[float, ...]:
@@ -106,6 +137,7 @@ def diagnosis_plot_data(records: Sequence[Any] | Curves, finding: Finding) -> Di
         panels=panels,
         shade=(finding.start_epoch, finding.end_epoch),
         shade_color=SHADE_COLORS.get(finding.severity, "tab:gray"),
+        guide=_guide(finding),
     )
 
 
@@ -157,6 +189,10 @@ def draw_diagnosis(data: DiagnosisPlotData) -> Any:
                 label=line.label + (" (evidence)" if line.highlight else ""),
                 drawstyle="steps-mid" if name == "lr" else "default",
             )
+        if name == "loss" and data.guide is not None:
+            g = data.guide
+            ax.plot(g.x, g.y, ls="--", lw=1.6, color="0.25", label=g.label)
+            ax.plot(g.x[-1], g.y[-1], ls="", color="0.25", marker=">", ms=6)
         if panel.log_y:
             ax.set_yscale("log")
             _plain_log_labels(ax)
