@@ -570,7 +570,7 @@ def _blowup(c: Curves, ctx: Context) -> Finding | None:
         ),
         severity="warning",
         start_epoch=_ep(c, 0),
-        end_epoch=_ep(c, i_max),
+        end_epoch=_ep(c, len(c) - 1),  # the blow-up and what it left behind
         curve="train_loss",
         numbers={"max_loss": float(loss[i_max]), "initial_loss": init, "ratio": ratio},
     )

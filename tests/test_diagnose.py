@@ -457,6 +457,11 @@ def test_loss_that_blew_up_then_came_back_is_lr_too_high() -> None:
     findings = diagnose_curves(records(train, val), initial_loss=LN10_INIT)
     assert [f.code for f in findings] == ["lr_too_high"], [f.evidence for f in findings]
     assert findings[0].numbers["ratio"] > diagnose.BLOWUP_RATIO
+    assert (findings[0].start_epoch, findings[0].end_epoch) == (1, 15)
+    from lrtune.report.diagnosis_plot import diagnosis_plot_data
+
+    data = diagnosis_plot_data(records(train, val), findings[0])  # the init loss, drawn
+    assert data.level is not None and data.level[0] == pytest.approx(LN10_INIT)
     # The loss at initialisation is what "blew up" is measured against: without it, no claim.
     assert "lr_too_high" not in {f.code for f in diagnose_curves(records(train, val))}
 

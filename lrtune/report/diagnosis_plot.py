@@ -71,6 +71,8 @@ class DiagnosisPlotData:
     shade: tuple[int, int]  # inclusive epoch range of the finding
     shade_color: str
     guide: Guide | None = None
+    #: a horizontal reference on the loss panel: (value, label), e.g. the loss at initialisation
+    level: tuple[float, str] | None = None
 
 
 GUIDE_KEYS = ("trend_from_epoch", "trend_from", "trend_to_epoch", "trend_to")
@@ -130,7 +132,7 @@ def diagnosis_plot_data(records: Sequence[Any] | Curves, finding: Finding) -> Di
             "learning rate", (Line("LR", _tuple(c.lr), finding.curve == "lr"),), _span(c.lr) > 5
         )
     return DiagnosisPlotData(
-        title=f"Diagnosis: {finding.title}, epochs {finding.start_epoch}-{finding.end_epoch}",
+        title=f"Diagnosis: {finding.title}, {_epochs_words(finding)}",
         evidence=finding.evidence,
         advice=finding.advice,
         epochs=tuple(int(e) for e in c.epoch),
@@ -138,7 +140,22 @@ def diagnosis_plot_data(records: Sequence[Any] | Curves, finding: Finding) -> Di
         shade=(finding.start_epoch, finding.end_epoch),
         shade_color=SHADE_COLORS.get(finding.severity, "tab:gray"),
         guide=_guide(finding),
+        level=_level(finding),
     )
+
+
+def _epochs_words(finding: Finding) -> str:
+    if finding.start_epoch == finding.end_epoch:
+        return f"epoch {finding.start_epoch}"
+    return f"epochs {finding.start_epoch}-{finding.end_epoch}"
+
+
+def _level(finding: Finding) -> tuple[float, str] | None:
+    """The loss at initialisation, when the finding measured against it."""
+    value = finding.numbers.get("initial_loss")
+    if value is None or not math.isfinite(float(value)) or float(value) <= 0:
+        return None
+    return float(value), f"loss at initialisation ({float(value):.3g})"
 
 
 def _plain_log_labels(ax: Any) -> None:
@@ -189,6 +206,8 @@ def draw_diagnosis(data: DiagnosisPlotData) -> Any:
                 label=line.label + (" (evidence)" if line.highlight else ""),
                 drawstyle="steps-mid" if name == "lr" else "default",
             )
+        if name == "loss" and data.level is not None:
+            ax.axhline(data.level[0], ls=":", lw=1.3, color="0.35", label=data.level[1])
         if name == "loss" and data.guide is not None:
             g = data.guide
             ax.plot(g.x, g.y, ls="--", lw=1.6, color="0.25", label=g.label)
