@@ -64,3 +64,23 @@ def optimizer_family(optimizer: Any) -> str:
     """'sgd' or 'adam' for a torch optimizer instance (decides schedule defaults)."""
     cls = type(optimizer).__name__.lower()
     return "sgd" if cls in ("sgd", "asgd", "lars", "lamb_sgd") else "adam"
+
+
+def override_hyperparams(optimizer: Any, params: Mapping[str, Any]) -> None:
+    """Set hyper-parameters on every param group of an existing optimizer.
+
+    `momentum` maps to beta1 of Adam-family optimizers. A key the optimizer does not have is
+    a ConfigError naming the optimizer and the keys it has.
+    """
+    for key, value in params.items():
+        for group in optimizer.param_groups:
+            if key == "momentum" and "momentum" not in group and "betas" in group:
+                group["betas"] = (float(value), group["betas"][1])
+            elif key in group:
+                group[key] = tuple(value) if isinstance(value, list) else value
+            else:
+                valid = sorted(k for k in group if k != "params")
+                raise ConfigError(
+                    f"{type(optimizer).__name__} has no hyper-parameter '{key}'; it has: "
+                    f"{', '.join(valid)}"
+                )

@@ -92,5 +92,6 @@ def plan(headline: float, target: str) -> LrPlan:
         lr,
         lr / 100.0,
         lr,
-        f"initial lr = {lr:.3g} = {scaled}; the {target} decay takes it towards {lr / 100:.3g}",
+        f"initial lr = {lr:.3g} = {scaled}; the {target} schedule decays it from there "
+        "(the plot marks the first two decades below it)",
     )

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrtune.errors import ConfigError
+from lrtune.errors import ConfigError, LrtuneError, TaskError
 from lrtune.runtime import resolve_device, seed_everything, state_checksum, to_device
 from lrtune.suggest import HEADLINE_RULE, MIN_POINTS, RULES, get_rule, prepare_curve
 from lrtune.task import infinite
@@ -586,6 +586,12 @@ def build_result(
                 name: (info.fn(lr, loss) if len(lr) >= MIN_POINTS else None)
                 for name, info in RULES.items()
             }
+    interrupted = any(c.stop_reason == "interrupted" for c in curves)
+    below = sorted(n for n, v in suggestions.items() if v is not None and v < settings.start_lr)
+    for name in below:  # e.g. minimum/10 when the loss was lowest at the very start
+        suggestions[name] = None
+    if interrupted:  # a partial curve is saved and drawn, but suggests nothing
+        suggestions = dict.fromkeys(suggestions)
     result = RangeTestResult(
         settings=settings,
         curves=curves,
@@ -598,6 +604,11 @@ def build_result(
         seconds=seconds,
     )
     result.warnings.extend(guard_warnings(result))
+    if below and not interrupted:
+        result.warnings.append(
+            f"{', '.join(below)} fell below --start-lr {settings.start_lr:g} (the loss was "
+            "lowest near the start of the range): dropped; lower --start-lr to see more"
+        )
     return result
 
 
@@ -614,7 +625,10 @@ def guard_warnings(result: RangeTestResult) -> list[str]:
         return ["no range test completed"]
     c = result.curves[0]
     if c.stop_reason == "interrupted":
-        out.append(f"interrupted after {c.steps_run} of {s.steps} steps: the curve is partial")
+        return [
+            f"interrupted after {c.steps_run} of {s.steps} steps: the partial curve is saved, "
+            "but a partial curve gives no suggestion"
+        ]
     finite = np.isfinite(c.losses)
     if len(c.losses) and not finite[: max(1, min(5, len(finite)))].all():
         k = int(np.argmin(finite))
@@ -630,10 +644,12 @@ def guard_warnings(result: RangeTestResult) -> list[str]:
             f"lower --start-lr (now {s.start_lr:g})"
         )
     if len(lr) < MIN_POINTS:
-        out.append(
-            f"only {len(lr)} usable points before the loss diverged: no suggestion; "
-            "lower --start-lr or raise --steps"
+        why = (
+            "before the loss diverged: lower --start-lr or raise --steps"
+            if c.stop_reason in ("diverged", "nan")
+            else f"(fewer than {MIN_POINTS}): raise --steps"
         )
+        out.append(f"only {len(lr)} usable points {why}; no suggestion")
         return out
     first, low = float(loss[0]), float(np.min(loss))
     change = (first - low) / abs(first) if first else 0.0
@@ -684,7 +700,7 @@ def find_lr(
         TaskError: the task file is broken.
         ConfigError: a setting is out of range.
     """
-    from lrtune.task import Task, load_task
+    from lrtune.task import Task, load_task, user_line
 
     t = task if isinstance(task, Task) else load_task(task)
     settings = RangeTestSettings(
@@ -705,15 +721,30 @@ def find_lr(
     model = t.build_model().to(dev)
     opt = t.build_optimizer(model.parameters(), start_lr, optimizer, **dict(optimizer_params or {}))
     val_loader = t.val_loader(batch_size) if val_every else None
-    rt = RangeTest(model, opt, t.train_loader(batch_size), t.loss, val_loader, dev)
-    result = rt.run(settings, seed=seed, repeats=repeats, rule=rule, progress=progress)
+    loader = t.train_loader(batch_size)
+    rt = RangeTest(model, opt, loader, t.loss, val_loader, dev)
+    try:
+        result = rt.run(settings, seed=seed, repeats=repeats, rule=rule, progress=progress)
+    except LrtuneError:
+        raise
+    except Exception as exc:  # the user's model, loss or data raised: one line, exit 2
+        raise TaskError(
+            f"{t.path}{user_line(exc, t.path)}: the range test failed in the task's code: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    actual_bs = getattr(loader, "batch_size", None) or batch_size or t.batch_size
+    if batch_size and actual_bs != batch_size:
+        result.warnings.append(
+            f"--batch-size {batch_size} was ignored: train_data() returns a DataLoader "
+            f"with batch size {actual_bs}"
+        )
     result.info.update(
         {
             "task": str(t.path),
             "optimizer": type(opt).__name__ if t.has_custom_optimizer else optimizer,
             "optimizer_params": dict(optimizer_params or {}),
             "device": str(dev),
-            "batch_size": batch_size or t.batch_size,
+            "batch_size": actual_bs,
             "steps_per_epoch": _len_or_none(rt.train_loader),
             "seed": seed,
         }

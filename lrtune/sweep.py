@@ -28,8 +28,14 @@ class SweepResult:
     def table(self) -> list[dict[str, Any]]:
         """Per value: min loss, LR at the min, divergence LR, headline LR."""
         rows = []
+        from lrtune.suggest import prepare_curve
+
         for v, r in zip(self.values, self.results):
-            lr, loss = r.curves[0].usable()
+            # The median curve over repeats, cut before a divergence (what the rules read).
+            lrs, _, smoothed, _, _ = r.aggregate()
+            diverged = any(c.stop_reason in ("diverged", "nan") for c in r.curves)
+            end = len(lrs) - (1 if diverged else 0)
+            lr, loss = prepare_curve(lrs[:end], smoothed[:end])
             i = int(np.argmin(loss)) if len(loss) else None
             rows.append(
                 {

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from lrtune.errors import TaskError
-from lrtune.optim import get_optimizer
+from lrtune.optim import get_optimizer, override_hyperparams
 from lrtune.runtime import to_device
 
 DEFAULT_BATCH_SIZE = 64
@@ -152,7 +152,11 @@ class Task:
     def build_optimizer(
         self, params: Any, lr: float, name: str = "sgd", **kwargs: Any
     ) -> torch.optim.Optimizer:
-        """The file's optimizer(params, lr) if defined, else the registry's `name`."""
+        """The file's optimizer(params, lr) if defined, else the registry's `name`.
+
+        With the file's optimizer, `kwargs` (weight_decay, momentum, ...) override the
+        hyper-parameters of its param groups, so sweeps and configs still apply.
+        """
         if self._fn("optimizer") is not None:
             opt = self._call("optimizer", params, lr)
             if not isinstance(opt, torch.optim.Optimizer):
@@ -160,6 +164,7 @@ class Task:
                     f"{self.path}: optimizer() must return a torch.optim.Optimizer, "
                     f"got {type(opt).__name__}"
                 )
+            override_hyperparams(opt, kwargs)
             return opt
         return get_optimizer(name).build(params, lr, **kwargs)
 
@@ -287,7 +292,7 @@ def load_task(path: str | Path, check: bool = True) -> Task:
         raise TaskError(f"{p}:{exc.lineno}: syntax error: {exc.msg}") from exc
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        line = _user_line(exc, p)
+        line = user_line(exc, p)
         raise TaskError(
             f"{p}{line}: error while importing the task file: {type(exc).__name__}: {exc}"
         ) from exc
@@ -334,7 +339,7 @@ def _check_first_batch(task: Task) -> None:
             raise TaskError(f"{task.path}: {exc}") from None
 
 
-def _user_line(exc: BaseException, path: Path) -> str:
+def user_line(exc: BaseException, path: Path) -> str:
     """':LINE' of the deepest frame inside the user's file, or ''."""
     resolved = str(path.resolve())
     line = ""

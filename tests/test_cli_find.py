@@ -11,6 +11,14 @@ from click.testing import CliRunner
 from conftest import EXAMPLES
 
 
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "lrtune.cli", *args],
@@ -53,7 +61,7 @@ def test_find_on_shipped_example_writes_every_file(tmp_path):
         "schedule.png",
     ):
         assert (out / name).is_file(), name
-    body = json.loads(proc.stdout[proc.stdout.index("{") :])
+    body = json.loads(proc.stdout)  # with --json, stdout holds only the JSON
     saved = json.loads((out / "result.json").read_text())
     assert body["headline"] == saved["headline"]
     assert saved["schema_version"] == 1
@@ -64,7 +72,8 @@ def test_find_on_shipped_example_writes_every_file(tmp_path):
     assert saved["schedule"]["lr"] == saved["plan"]["lr"] == 4 * saved["headline"]["lr"]
     header = (out / "lr_find.csv").read_text().splitlines()[0]
     assert header.startswith("repeat,step,lr,loss,smoothed")
-    assert "suggested lr:" in proc.stdout
+    assert "suggested lr:" in proc.stderr
+    assert oct((out / "result.json").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
 
 
 def test_find_sweep_and_plan(tiny_task, tmp_path):
@@ -130,3 +139,35 @@ def test_find_cli_runner_in_process(tiny_task, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "suggested lr" in result.output
+
+
+def test_an_error_in_the_users_model_is_one_line_exit_2(write_task, tmp_path):
+    path = write_task(
+        """
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+def model():
+    return nn.Linear(4, 2)          # the data has 3 features: a shape bug
+
+def train_data():
+    return TensorDataset(torch.randn(32, 3), torch.zeros(32).long())
+""",
+        "shape_bug",
+    )
+    proc = run_cli("find", str(path), "--out", str(tmp_path / "r"), "--device", "cpu")
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 2 and lines[-1].startswith("error: "), proc.stderr  # info + error
+    assert "shape_bug.py" in lines[-1] and "RuntimeError" in lines[-1]
+    assert not (tmp_path / "r").exists()
+
+
+def test_out_into_another_commands_run_dir_is_refused(tiny_task, tmp_path):
+    other = tmp_path / "search-run"
+    other.mkdir()
+    (other / "result.json").write_text('{"schema_version": 1, "command": "search"}')
+    proc = run_cli("find", str(tiny_task), "--out", str(other), "--device", "cpu")
+    assert proc.returncode == 2
+    assert "lrtune search" in proc.stderr and "Traceback" not in proc.stderr

@@ -125,6 +125,7 @@ def test_interrupt_keeps_partial_curve_and_restores(tiny_task):
     )
     assert res.curves[0].stop_reason == "interrupted"
     assert res.curves[0].steps_run == 11
+    assert res.lr is None and "partial" in res.warnings[0]
     _same(before, _state(model, opt))
 
 
@@ -276,3 +277,43 @@ def test_fp16_skipped_steps_do_not_advance_the_lr(tiny_task):
     assert list(c.lrs) == list(s.schedule())
     assert scaler.get_scale() == 2.0**40  # the user's scaler is restored too
     _same(before, _state(model, opt))
+
+
+def test_task_optimizer_takes_cli_hyperparameters(write_task):
+    from lrtune.errors import ConfigError
+
+    path = write_task(
+        """
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+def model():
+    return nn.Linear(3, 2)
+
+def train_data():
+    return TensorDataset(torch.randn(16, 3), torch.zeros(16).long())
+
+def optimizer(params, lr):
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+""",
+        "own_opt",
+    )
+    task = load_task(path)
+    opt = task.build_optimizer(
+        task.build_model().parameters(), 1e-3, weight_decay=0.5, momentum=0.8
+    )
+    assert isinstance(opt, torch.optim.AdamW)
+    assert opt.param_groups[0]["weight_decay"] == 0.5
+    assert opt.param_groups[0]["betas"] == (0.8, 0.999)
+    with pytest.raises(ConfigError, match="no hyper-parameter 'nesterov'"):
+        task.build_optimizer(task.build_model().parameters(), 1e-3, nesterov=True)
+    res = find_lr(
+        task,
+        steps=20,
+        repeats=1,
+        device="cpu",
+        batch_size=4,
+        optimizer_params={"weight_decay": 0.5},
+    )
+    assert res.info["optimizer"] == "AdamW"

@@ -134,6 +134,9 @@ def find(task: str, **o: Any) -> None:
     console = make_console(o["quiet"], o["verbose"])
     opts = FindOptions.from_cli(o)
     t = load_task(task)
+    make_run_dir("find", o["out"], create=False)  # refuse a bad --out before the work
+    if t.has_custom_optimizer and opts.optimizer != FindOptions.optimizer:
+        console.warning(f"--optimizer {opts.optimizer} is ignored: {t.path} defines optimizer()")
     console.info(
         f"range test on {t.path}: lr {opts.start_lr:g} -> {opts.end_lr:g} over {opts.steps} steps"
     )
@@ -143,14 +146,18 @@ def find(task: str, **o: Any) -> None:
     body = write_find_outputs(run_dir, outcome)
     for w in outcome.result.warnings:
         console.warning(w)
-    render_summary(console, outcome, run_dir)
+    # With --json, stdout holds only the JSON; the answer line goes to stderr.
+    answer = render_summary(console, outcome, run_dir)
     if o["as_json"]:
+        console.info(answer)
         console.result(to_json(body).rstrip())
+    else:
+        console.result(answer)
     raise SystemExit(130 if outcome.interrupted else 0)
 
 
-def render_summary(console: Any, outcome: Any, run_dir: Any) -> None:
-    """The tables of suggestions (and sweep), then the one-line answer on stdout."""
+def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
+    """Print the tables of suggestions (and sweep); return the one-line answer."""
     result = outcome.result
     if outcome.sweep is not None:
         sw = outcome.sweep
@@ -198,14 +205,16 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> None:
         + ", ".join(sorted(p.rsplit("/", 1)[-1] for p in outcome.files.values()))
     )
     if result.lr is None:
-        console.result("no suggestion: see the warnings above and lr_find.png")
-        return
+        return "no suggestion: see the warnings and lr_find.png"
     line = f"suggested lr: {result.lr:.3g} ({result.rule}, confidence {result.confidence})"
-    if outcome.plan is not None and outcome.plan.target == "onecycle":
-        line += f"; onecycle max_lr {outcome.plan.high:.3g}, starting at {outcome.plan.low:.3g}"
+    p = outcome.plan
+    if p is not None and p.target == "onecycle":
+        line += f"; onecycle max_lr {p.high:.3g}, starting at {p.low:.3g}"
+    elif p is not None and p.target != "constant":
+        line += f"; {p.target} from lr {p.lr:.3g}"
     if outcome.sweep is not None and outcome.sweep.best is not None:
         line += f"; {outcome.sweep.param.replace('_', ' ')} {outcome.sweep.best:g}"
-    console.result(line)
+    return line
 
 
 def _lr(x: Any, fmt: str = ".2e") -> str:

@@ -38,6 +38,7 @@ class FindPlotData:
     band: tuple[np.ndarray, np.ndarray] | None
     marks: tuple[SuggestionMark, ...]
     diverged: tuple[float, float] | None
+    diverged_label: str
     ylim: tuple[float, float]
     chosen_range: tuple[float, float] | None
     ylabel: str
@@ -61,11 +62,15 @@ def lr_find_plot_data(result: Any, chosen_range: tuple[float, float] | None = No
             continue
         marks.append(SuggestionMark(rule, float(lr), _loss_at(lrs, sm, lr), rule == result.rule))
     marks.sort(key=lambda m: (not m.headline, m.lr))
+    # Where the runs diverged: the geometric median of the runs that did, and how many.
     diverged = None
-    c0 = result.curves[0] if result.curves else None
-    if c0 is not None and c0.stop_reason in ("diverged", "nan") and len(lrs):
-        dv = c0.diverged_lr
-        diverged = (float(dv), _loss_at(c0.lrs, c0.smoothed, dv)) if dv else None
+    diverged_label = ""
+    dvs = [c.diverged_lr for c in result.curves if c.diverged_lr]
+    if dvs and len(lrs):
+        dv = float(np.exp(np.median(np.log(dvs))))
+        diverged = (dv, _loss_at(lrs, sm, dv))
+        n = len(result.curves)
+        diverged_label = "diverged" if n == 1 else f"diverged ({len(dvs)} of {n} runs)"
     finite = sm[np.isfinite(sm)]
     if len(finite):
         start = finite[: max(1, len(finite) // 10)].max()
@@ -99,6 +104,7 @@ def lr_find_plot_data(result: Any, chosen_range: tuple[float, float] | None = No
         band=(lo, hi) if n_rep > 1 else None,
         marks=tuple(marks),
         diverged=diverged,
+        diverged_label=diverged_label,
         ylim=ylim,
         chosen_range=chosen_range,
         ylabel="training loss" + (" (rules read the validation loss)" if val_mode else ""),
@@ -133,7 +139,7 @@ def draw_lr_find(d: FindPlotData) -> Any:
             ms=size,
             ls="none",
             markeredgecolor="black" if m.headline else color,
-            zorder=5,
+            zorder=6 if m.headline else 5,  # the headline stays visible when rules agree
             label=label,
         )
         if m.headline:
@@ -150,7 +156,7 @@ def draw_lr_find(d: FindPlotData) -> Any:
     if d.diverged is not None:
         ax.axvline(d.diverged[0], color="#555555", ls="--", lw=1)
         ax.annotate(
-            "diverged",
+            d.diverged_label,
             (d.diverged[0], d.ylim[1]),
             textcoords="offset points",
             xytext=(-4, -14),
@@ -196,9 +202,9 @@ def sweep_plot_data(sweep: Any, task_name: str = "") -> SweepPlotData:
     curves = []
     lows, starts = [], []
     for v, r in zip(sweep.values, sweep.results):
-        c = r.curves[0]
-        curves.append((float(v), c.lrs, c.smoothed))
-        fin = c.smoothed[np.isfinite(c.smoothed)]
+        lrs, _, smoothed, _, _ = r.aggregate()  # the median over repeats
+        curves.append((float(v), lrs, smoothed))
+        fin = smoothed[np.isfinite(smoothed)]
         if len(fin):
             lows.append(float(fin.min()))
             starts.append(float(fin[: max(1, len(fin) // 10)].max()))
@@ -228,6 +234,7 @@ def draw_sweep(d: SweepPlotData) -> Any:
             sm,
             color=cmap(k / n),
             lw=3 if best else 1.5,
+            zorder=4 if best else 2,  # the recommended curve on top
             label=f"{d.label} = {v:g}" + ("  (recommended)" if best else ""),
         )
         ok = np.isfinite(sm)

@@ -15,8 +15,15 @@ from typing import Any
 SCHEMA_VERSION = 1
 
 
-def make_run_dir(command: str, out: str | Path | None = None) -> Path:
-    """Create and return the run directory: `out`, or runs/<command>-<timestamp>/."""
+def make_run_dir(command: str, out: str | Path | None = None, create: bool = True) -> Path:
+    """Create and return the run directory: `out`, or runs/<command>-<timestamp>/.
+
+    With create=False only check it (a directory of another command is an error) and
+    return the path, so that a command can refuse bad --out before doing any work.
+
+    Raises:
+        ConfigError: `out` holds another command's results.
+    """
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{command}-{stamp}"
@@ -26,8 +33,35 @@ def make_run_dir(command: str, out: str | Path | None = None) -> Path:
             path = Path("runs") / f"{command}-{stamp}-{n}"
     else:
         path = Path(out)
-    path.mkdir(parents=True, exist_ok=True)
+        _check_not_other_run(path, command)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _check_not_other_run(path: Path, command: str) -> None:
+    """Refuse to mix one command's files into another command's run directory."""
+    import json
+
+    from lrtune.errors import ConfigError
+
+    result = path / "result.json"
+    if not result.is_file():
+        return
+    try:
+        other = json.loads(result.read_text()).get("command")
+    except (ValueError, AttributeError):
+        return
+    if other and other != command:
+        raise ConfigError(
+            f"{path} holds the results of an 'lrtune {other}' run; give --out a new directory"
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic(path: Path, write: Any, mode: str = "w") -> Path:
@@ -36,6 +70,7 @@ def _atomic(path: Path, write: Any, mode: str = "w") -> Path:
     try:
         with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as fh:
             write(fh)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
