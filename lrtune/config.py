@@ -154,7 +154,8 @@ def resolve_task_path(value: Any, source: Path) -> Path:
         return near
     if p.exists():
         return p
-    raise ConfigError(f"{source}: task file '{value}' not found (looked in {source.parent} and .)")
+    places = sorted({str(source.parent), "."})
+    raise ConfigError(f"{source}: task file '{value}' not found (looked in {' and '.join(places)})")
 
 
 def parse_run_config(

@@ -171,3 +171,34 @@ def test_out_into_another_commands_run_dir_is_refused(tiny_task, tmp_path):
     proc = run_cli("find", str(tiny_task), "--out", str(other), "--device", "cpu")
     assert proc.returncode == 2
     assert "lrtune search" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_report_redraws_a_find_run(tiny_task, tmp_path):
+    out = tmp_path / "find-run"
+    proc = run_cli(
+        "find",
+        str(tiny_task),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--steps",
+        "40",
+        "--repeats",
+        "1",
+    )
+    assert proc.returncode == 0, proc.stderr
+    before = json.loads((out / "result.json").read_text())
+    for name in ("lr_find.png", "schedule.png", "schedule.py"):
+        (out / name).unlink()
+    proc = run_cli("report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for name in ("lr_find.png", "schedule.png", "schedule.py"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "result.json").read_text()) == before  # result.json untouched
+
+
+def test_unknown_command_suggests_the_closest():
+    proc = run_cli("fnd", "x.py")
+    assert proc.returncode == 2
+    assert "did you mean 'find'" in proc.stderr

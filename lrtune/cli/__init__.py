@@ -40,6 +40,16 @@ class LazyGroup(click.Group):
         cmd: click.Command = getattr(mod, attr)
         return cmd
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = click.utils.make_str(args[0]) if args else ""
+        if args and name not in COMMANDS and not name.startswith("-"):
+            from lrtune.errors import did_you_mean
+
+            ctx.fail(f"no such command '{name}'{did_you_mean(name, COMMANDS)}")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the table above: listing commands must not import them.
         rows = [(name, help_) for name, (_, _, help_) in COMMANDS.items()]

@@ -124,4 +124,13 @@ def rerender(run_dir: Path, console: Any) -> list[Path]:
     result.info.update({k: body[k] for k in ("task", "optimizer") if k in body})
     plan = body.get("plan")
     chosen = (plan["low"], plan["high"]) if plan else None
-    return [save_figure(draw_lr_find(lr_find_plot_data(result, chosen)), run_dir / "lr_find.png")]
+    written = [
+        save_figure(draw_lr_find(lr_find_plot_data(result, chosen)), run_dir / "lr_find.png")
+    ]
+    s = body.get("schedule")
+    if s and s.get("spec") is not None:
+        from lrtune.report.schedule_plot import write_schedule_files
+
+        spe, epochs = s["steps_per_epoch"], s["epochs"]
+        written += write_schedule_files(run_dir, s["spec"], s["base_lr"], spe, epochs).values()
+    return written
