@@ -983,10 +983,24 @@ def judge_all(expect: Expect, ev: Evidence) -> tuple[CriterionResult, ...]:
 
 
 def run_setup(
-    cfg: CheckConfig, lr: float, device: str, seed: int, steps_per_epoch: int | None = None
+    cfg: CheckConfig,
+    lr: float,
+    device: str,
+    seed: int,
+    steps_per_epoch: int | None = None,
+    task: Task | None = None,
 ) -> dict[str, Any]:
-    """The settings that describe this run (for the report and the baseline)."""
+    """The settings that describe this run (for the report and the baseline).
+
+    With `task`, the optimizer is the one actually used: the class the task file's
+    optimizer() returns ('AdamW', optimizer_source 'task file') when it defines one.
+    """
     run = cfg.run
+    optimizer, source, params = run.optimizer.name, "config", dict(run.optimizer.params)
+    if task is not None and task.has_custom_optimizer:
+        from lrtune.doctor import optimizer_used
+
+        optimizer, source, params = optimizer_used(task, run.optimizer.name).name, "task file", {}
     return {
         "seed": seed,
         "lr": lr,
@@ -994,8 +1008,9 @@ def run_setup(
         "epochs": run.epochs,
         "max_steps": run.max_steps,
         "batch_size": run.batch_size,
-        "optimizer": run.optimizer.name,
-        "optimizer_params": dict(run.optimizer.params),
+        "optimizer": optimizer,
+        "optimizer_source": source,
+        "optimizer_params": params,
         "schedule": dict(run.schedule),
         "device": device,
         "steps_per_epoch": steps_per_epoch,

@@ -100,8 +100,10 @@ class DoctorSettings:
     """How the doctor runs. Validated at construction; the bad value is quoted.
 
     Attributes:
-        optimizer: registry name for the gradient short run and the range test.
-        lr: the LR to check gradients at (None: DEFAULT_LR for the optimizer's family).
+        optimizer: registry name for the gradient short run and the range test (the task
+            file's optimizer(), when it defines one, is used instead).
+        lr: the LR to check gradients at (None: DEFAULT_LR for the family of the optimizer
+            actually used).
         batch_size: overrides the task's batch size.
         device: 'auto', 'cpu', 'cuda', 'cuda:N', 'mps'.
         seed: seeds every fresh model.
@@ -184,6 +186,7 @@ class DoctorReport:
     checks: list[CheckResult] = field(default_factory=list)
     plots: dict[str, str] = field(default_factory=dict)  # name -> PNG path
     seconds: float = 0.0
+    optimizer: str = ""  # the optimizer the checks trained with ('AdamW from the task file')
 
     def counts(self) -> dict[str, int]:
         """How many checks got each verdict."""
@@ -207,6 +210,7 @@ class DoctorReport:
             "command": "doctor",
             "task": self.task,
             "settings": {**asdict(self.settings)},
+            "optimizer": self.optimizer or self.settings.optimizer,
             "summary": self.counts(),
             "exit_code": int(self.exit_code),
             "checks": [c.to_dict() for c in self.checks],
@@ -278,6 +282,13 @@ class _Ctx:
 
     def train_loader(self, shuffle: bool = False) -> Any:
         return self.task.train_loader(self.settings.batch_size, shuffle=shuffle)
+
+    def optimizer_used(self) -> OptimizerUsed:
+        """The optimizer the checks train with (the task file's optimizer() wins)."""
+        if "optimizer" not in self.cache:
+            self.cache["optimizer"] = optimizer_used(self.task, self.settings.optimizer)
+        used: OptimizerUsed = self.cache["optimizer"]
+        return used
 
     def first_batch(self) -> Any:
         """The first training batch (unshuffled), on the device."""
@@ -823,10 +834,17 @@ def _check_gradients(ctx: _Ctx) -> Outcome:
                         "a reshape/view or reduction mixes the batch dimension",
                     )
                 )
-    lr = ctx.settings.lr or DEFAULT_LR[_family(ctx)]
+    used = ctx.optimizer_used()
+    opt_name = used.label
+    lr = ctx.settings.lr or DEFAULT_LR[used.family]
     run = _short_run(ctx, lr, GRAD_STEPS)
-    verdict, run_words, run_advice = _judge_short_run(run, lr, "")
-    values["short_run"] = {"lr": lr, "losses": run.losses, "grad_norms": run.norms}
+    verdict, run_words, run_advice = _judge_short_run(run, lr, f" ({opt_name})")
+    values["short_run"] = {
+        "lr": lr,
+        "optimizer": opt_name,
+        "losses": run.losses,
+        "grad_norms": run.norms,
+    }
     if verdict == "FAIL":
         fails.append((run_words, run_advice))
     base = f"{len(named)} tensors, grad norm {_fmt(values['grad_norm'])} at init"
@@ -863,10 +881,42 @@ def _names(names: Sequence[str], limit: int = 4) -> str:
     return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
 
 
-def _family(ctx: _Ctx) -> str:
-    from lrtune.optim import get_optimizer
+@dataclass(frozen=True)
+class OptimizerUsed:
+    """The optimizer a run trains with.
 
-    return get_optimizer(ctx.settings.optimizer).family
+    Attributes:
+        name: the torch class name from the task file ('AdamW'), else the registry name.
+        family: 'sgd' or 'adam' (decides default LRs and schedule shapes).
+        from_task: True when the task file's optimizer() built it.
+    """
+
+    name: str
+    family: str
+    from_task: bool = False
+
+    @property
+    def label(self) -> str:
+        """'AdamW from the task file' or 'sgd'."""
+        return f"{self.name} from the task file" if self.from_task else self.name
+
+
+def optimizer_used(task: Task, name: str) -> OptimizerUsed:
+    """The optimizer a run of `task` trains with: the task file's optimizer() when it
+    defines one (built once on a fresh model at a placeholder LR, to learn its class),
+    else the registry's `name`.
+
+    Raises:
+        TaskError: the file's model() or optimizer() raises or returns the wrong type.
+        ConfigError: `name` is not a known optimizer.
+    """
+    from lrtune.optim import get_optimizer, optimizer_family
+
+    if not task.has_custom_optimizer:
+        return OptimizerUsed(name, get_optimizer(name).family)
+    params = [p for p in task.build_model().parameters() if p.requires_grad]
+    opt = task.build_optimizer(params, 1e-3)
+    return OptimizerUsed(type(opt).__name__, optimizer_family(opt), from_task=True)
 
 
 def _check_overfit(ctx: _Ctx) -> Outcome:
@@ -970,15 +1020,17 @@ def _check_range_test(ctx: _Ctx) -> Outcome:
         "suggestions": dict(result.suggestions),
         "warnings": list(result.warnings),
     }
+    opt_name = ctx.optimizer_used().label
+    values["optimizer"] = opt_name
     if result.lr is None:
         return Outcome(
             "FAIL",
-            f"no suggestion from a {s.range_test_steps}-step range test ({s.optimizer})",
+            f"no suggestion from a {s.range_test_steps}-step range test ({opt_name})",
             "; ".join(result.warnings) or "see range_test.png",
             values,
         )
     ctx.suggested_lr = result.lr
-    measured = f"suggested lr {result.lr:.2g} ({result.rule}, {s.optimizer})"
+    measured = f"suggested lr {result.lr:.2g} ({result.rule}, {opt_name})"
     run = _short_run(ctx, result.lr, GRAD_STEPS)
     verdict, run_words, run_advice = _judge_short_run(run, result.lr, " (the suggestion)")
     values["short_run"] = {"lr": result.lr, "losses": run.losses, "grad_norms": run.norms}
@@ -1067,11 +1119,12 @@ def run_doctor(
         TaskError: the task file cannot be loaded (missing, syntax error, no model()).
         ConfigError / LrtuneError: a bad setting or an unavailable device.
     """
-    from lrtune.runtime import resolve_device
+    from lrtune.runtime import resolve_device, seed_everything
     from lrtune.task import Task, load_task
 
     s = settings or DoctorSettings()
     t = task if isinstance(task, Task) else load_task(task, check=False)
+    seed_everything(s.seed)  # a task's own shuffling DataLoader draws the first batch
     ctx = _Ctx(t, s, resolve_device(s.device))
     report = DoctorReport(task=str(t.path), settings=s)
     names = s.selected()
@@ -1083,6 +1136,8 @@ def run_doctor(
     if progress is not None:
         progress(len(names), len(names), status="done")
     report.seconds = time.perf_counter() - start
+    used = ctx.cache.get("optimizer")  # known when a check trained with it
+    report.optimizer = used.label if used else s.optimizer
     return report, ctx.plot_data
 
 
@@ -1225,6 +1280,7 @@ def report_from_dict(body: Mapping[str, Any]) -> DoctorReport:
             checks=checks,
             plots=dict(body.get("plots") or {}),
             seconds=float(body.get("seconds") or 0.0),
+            optimizer=str(body.get("optimizer") or settings.optimizer),
         )
     except KeyError as exc:
         raise ConfigError(f"not an lrtune doctor report (no {exc.args[0]!r} in it)") from None

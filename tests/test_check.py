@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, TINY_CLASSIFIER
 
 from lrtune.check import (
     CRITERIA,
@@ -56,6 +56,45 @@ expect:
   final_train_loss_below: 5.0
   loss_drop_at_least: 0.05
   val_metric_at_least: 0.3
+"""
+
+
+# Dict batches, a custom step(), its own optimizer() and metric(): what a real project's
+# task file often looks like.
+DICT_TASK = """
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+class DictDS(Dataset):
+    def __init__(self, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(64, 6, generator=g)
+        self.y = (self.x[:, 0] > 0).float()
+    def __len__(self):
+        return len(self.x)
+    def __getitem__(self, i):
+        return {"features": self.x[i], "label": self.y[i]}
+
+def model():
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 1))
+
+def train_data():
+    return DataLoader(DictDS(0), batch_size=16, shuffle=True)
+
+def val_data():
+    return DataLoader(DictDS(1), batch_size=32)
+
+_bce = nn.BCEWithLogitsLoss()
+
+def step(model, batch):
+    return _bce(model(batch["features"]).squeeze(-1), batch["label"])
+
+def optimizer(params, lr):
+    return torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+
+def metric(output, target):
+    return ((output.squeeze(-1) > 0).float() == target).float().mean().item()
 """
 
 
@@ -497,3 +536,19 @@ def test_plot_data_marks_thresholds_divergence_and_baseline(tiny_task, tmp_path)
     assert data.diverged == (0.5, 3.0) and data.diverged_step == 2
     assert data.epochs_planned == 5.0  # the x axis spans the planned run (default epochs)
     draw_curves(data).clf()  # draws without val values or epoch records
+
+
+def test_the_task_files_optimizer_is_reported(write_task, tmp_path):
+    from lrtune.check import run_setup
+    from lrtune.report.check_report import setup_line
+
+    task_path = write_task(DICT_TASK, "dict_task")
+    cfg = parse_check_config(write_config(tmp_path, task_path, "lr: 0.01\n" + NO_DIV))
+    setup = run_setup(cfg, 0.01, "cpu", 0, 4, load_task(task_path))
+    assert setup["optimizer"] == "AdamW" and setup["optimizer_source"] == "task file"
+    assert setup["optimizer_params"] == {}  # the config's would be ignored: none shown
+    line = setup_line(str(task_path), setup)
+    assert "AdamW (from the task file) lr 0.01" in line and "sgd" not in line
+    # A task without optimizer() trains with the config's registry optimizer.
+    plain = run_setup(cfg, 0.01, "cpu", 0, 4, load_task(write_task(TINY_CLASSIFIER, "plain")))
+    assert plain["optimizer"] == "sgd" and plain["optimizer_source"] == "config"

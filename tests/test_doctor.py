@@ -253,3 +253,22 @@ def test_help_is_instant_and_states_the_real_defaults() -> None:
     assert f"[default: {engine.OVERFIT_STEPS}]" in text
     assert f"[default: {engine.RANGE_TEST_STEPS}]" in text
     assert ", ".join(CHECKS) in text
+
+
+def test_the_task_files_optimizer_is_named_and_sets_the_default_lr(
+    write_task: Callable[[str, str], Path],
+) -> None:
+    src = task_source() + (
+        "\ndef optimizer(params, lr):\n"
+        "    return torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)\n"
+    )
+    path = write_task(src, "own_adamw")
+    report, _ = run_doctor(path, _cpu(only=("gradients", "range_test"), range_test_steps=20))
+    grads = report.get("gradients")
+    # Adam-family default LR (not SGD's 0.01), and the optimizer named as the file's.
+    assert grads.values["short_run"]["lr"] == 1e-3
+    assert grads.values["short_run"]["optimizer"] == "AdamW from the task file"
+    assert "(AdamW from the task file)" in grads.measured
+    rt = report.get("range_test")
+    assert "AdamW from the task file" in rt.measured and "sgd" not in rt.measured
+    assert report.to_dict()["optimizer"] == "AdamW from the task file"

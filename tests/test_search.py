@@ -676,3 +676,29 @@ def test_report_reads_a_search_stored_in_a_database(tmp_path: Path, tiny_task: P
     assert res.exit_code == 0, res.output
     assert (run / "report.md").read_text() == before
     assert redact_url("postgresql://bob:s3cret@db:5432/opt") == "postgresql://bob@db:5432/opt"
+
+
+def test_the_task_files_optimizer_is_reported(tmp_path: Path, tiny_task: Path) -> None:
+    task = tiny_task.with_name("own_adam.py")
+    task.write_text(
+        tiny_task.read_text()
+        + "\ndef optimizer(params, lr):\n    return torch.optim.AdamW(params, lr=lr)\n"
+    )
+    cfg = write_config(
+        tmp_path / "o.yaml",
+        task,
+        epochs=1,
+        lr=[0.001, 0.01],
+        schedule={"name": "constant"},
+        search={"seeds": [0]},
+    )
+    out = tmp_path / "run"
+    res = invoke("search", str(cfg), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert "optimizer AdamW from the task file" in res.stderr
+    assert json.loads((out / "result.json").read_text())["optimizer"] == (
+        "AdamW from the task file"
+    )
+    assert "- optimizer: AdamW from the task file," in (out / "report.md").read_text()
+    assert invoke("report", str(out)).exit_code == 0  # rebuilt from the storage: kept
+    assert "- optimizer: AdamW from the task file," in (out / "report.md").read_text()

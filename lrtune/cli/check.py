@@ -81,7 +81,7 @@ def check(
     lr = resolve_lr(cfg.run, task)
     device = str(resolve_device(device or cfg.run.device))
     seed = cfg.run.seed if seed is None else seed
-    setup = run_setup(cfg, lr, device, seed, steps_per_epoch(cfg, task))
+    setup = run_setup(cfg, lr, device, seed, steps_per_epoch(cfg, task), task)
     run_dir = make_run_dir("check", out)
     started = dt.datetime.now().isoformat(timespec="seconds")
 

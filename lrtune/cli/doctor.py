@@ -23,13 +23,14 @@ CHECK_NAMES = "data, labels, inputs, overlap, initial_loss, gradients, overfit, 
     "--optimizer",
     default="sgd",
     show_default=True,
-    help="Optimizer for the gradient check and the range test (sgd, adam, adamw, ...).",
+    help="Optimizer for the gradient check and the range test (sgd, adam, adamw, ...); "
+    "the task file's optimizer() is used instead when it defines one.",
 )
 @click.option(
     "--lr",
     type=float,
     default=None,
-    help="LR to check gradients at. [default: 0.01 for SGD, 1e-3 for Adam-like]",
+    help="LR to check gradients at. [default: 0.01 for SGD, 1e-3 for Adam-like optimizers]",
 )
 @click.option(
     "--batch-size", type=int, default=None, help="Batch size when train_data() returns a Dataset."

@@ -107,9 +107,11 @@ def search(config: str | None, **o: Any) -> None:
         storage = redact_url(o["storage"]) if o["storage"] else None
         write_json(
             run_dir / "result.json",
-            started_body(cfg, search.steps_per_epoch, storage, search.study_names()),
+            started_body(
+                cfg, search.steps_per_epoch, storage, search.study_names(), search.optimizer
+            ),
         )
-    _announce(console, cfg, run_dir, bool(o["resume"]))
+    _announce(console, cfg, run_dir, bool(o["resume"]), search.optimizer)
     live = LiveTrials(console, cfg)
     search.emit = live
     try:
@@ -130,7 +132,7 @@ def search(config: str | None, **o: Any) -> None:
         raise RunFailed(f"no trial succeeded ({counts}): see {run_dir / 'trials.csv'}")
 
 
-def _announce(console: Any, cfg: Any, run_dir: Path, resume: bool) -> None:
+def _announce(console: Any, cfg: Any, run_dir: Path, resume: bool, optimizer: str) -> None:
     s = cfg.settings
     what = (
         f"grid of {cfg.n_points()} configurations"
@@ -145,7 +147,8 @@ def _announce(console: Any, cfg: Any, run_dir: Path, resume: bool) -> None:
     verb = "resuming" if resume else "search"
     console.info(
         f"{verb}: {what} x {len(s.seeds)} seed(s) = {cfg.n_trials()} trials, {passes}; "
-        f"metric {s.metric} ({s.mode}), pruner {s.pruner}, {s.workers} worker(s)"
+        f"metric {s.metric} ({s.mode}), pruner {s.pruner}, {s.workers} worker(s); "
+        f"optimizer {optimizer}"
     )
     console.info(f"run directory: {run_dir}")
 

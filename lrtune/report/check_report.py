@@ -41,8 +41,11 @@ def setup_line(task: str, s: Mapping[str, Any]) -> str:
     lr_text = f"{lr:.4g}" if isinstance(lr, (int, float)) else str(lr)
     if s.get("lr_source", "config") != "config":
         lr_text += f" ({s['lr_source']})"
+    optimizer = str(s.get("optimizer"))
+    if s.get("optimizer_source") == "task file":
+        optimizer += " (from the task file)"
     return (
-        f"task {task} · {s.get('optimizer')} lr {lr_text} · {name} · "
+        f"task {task} · {optimizer} lr {lr_text} · {name} · "
         f"{s.get('epochs')} epochs · seed {s.get('seed')} · {s.get('device')}"
     )
 

@@ -146,6 +146,7 @@ def summary(result: SearchResult, cfg: Any, files: Sequence[str]) -> dict[str, A
         "pruner": cfg.settings.pruner,
         "seeds": list(cfg.settings.seeds),
         "workers": cfg.settings.workers,
+        "optimizer": result.optimizer,
         "passes": [
             {
                 "name": p,
@@ -172,7 +173,13 @@ def summary(result: SearchResult, cfg: Any, files: Sequence[str]) -> dict[str, A
     }
 
 
-def started_body(cfg: Any, steps_per_epoch: int, storage: str | None, studies: Any) -> dict:
+def started_body(
+    cfg: Any,
+    steps_per_epoch: int,
+    storage: str | None,
+    studies: Any,
+    optimizer: str | None = None,
+) -> dict:
     """result.json while a search runs: enough for `lrtune report` to rebuild every output
     from the storage if the search is killed before it writes the full result.json."""
     return {
@@ -183,6 +190,7 @@ def started_body(cfg: Any, steps_per_epoch: int, storage: str | None, studies: A
         "metric": cfg.settings.metric,
         "mode": cfg.settings.mode,
         "workers": cfg.settings.workers,
+        "optimizer": optimizer or cfg.run.optimizer.name,
         "steps_per_epoch": steps_per_epoch,
         "storage": storage,
         "studies": studies,
@@ -241,8 +249,7 @@ def report_markdown(result: SearchResult, cfg: Any, images: Sequence[str]) -> st
         f"- config: `{cfg.run.source}`",
         f"- method: {s.method}, metric: {result.metric} ({s.mode}, {result.objective} epoch), "
         f"pruner: {s.pruner}, seeds: {list(s.seeds)}, workers: {s.workers}",
-        f"- optimizer: {cfg.run.optimizer.name}, "
-        f"batch size: {cfg.run.batch_size or 'task default'}",
+        f"- optimizer: {result.optimizer}, batch size: {cfg.run.batch_size or 'task default'}",
     ]
     if result.lr_auto is not None:
         out.append(f"- lr: auto -> {result.lr_auto:.4g} (LR range test)")
@@ -332,7 +339,7 @@ def write_best(result: SearchResult, cfg: Any, run_dir: Path) -> list[Path]:
     header = (
         f"# Best schedule from lrtune search ({cfg.run.source}): "
         f"{point_label(best.point, result.names)}\n"
-        f"# base lr {best.lr:.6g} ({cfg.run.optimizer.name}), {epochs} epochs; "
+        f"# base lr {best.lr:.6g} ({result.optimizer}), {epochs} epochs; "
         f"{result.metric} {_num(best.mean)}{spread} over {len(best.values)} seed(s)\n"
     )
     written = [

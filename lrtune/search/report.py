@@ -106,8 +106,15 @@ def load_run(run_dir: Path) -> tuple[SearchConfig, SearchResult]:
         raise ConfigError(f"{where}: 'steps_per_epoch' must be a positive integer, got {spe!r}")
     seconds = _number(body, "seconds", float, 0.0, where)
     ran_now = int(_number(body, "ran_now", int, 0, where))
+    optimizer = body.get("optimizer")
     try:
-        result = search.load(spe, studies=studies, seconds=seconds, ran_now=ran_now)
+        result = search.load(
+            spe,
+            studies=studies,
+            seconds=seconds,
+            ran_now=ran_now,
+            optimizer=optimizer if isinstance(optimizer, str) else None,
+        )
     except UNREADABLE as exc:
         text = str(exc).strip().splitlines()
         raise ConfigError(

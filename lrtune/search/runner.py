@@ -236,6 +236,8 @@ class Search:
         self.passes: list[_Pass] = []
         self._pool: Any = None
         self.prepared: tuple[Any, int] | None = None
+        # What trials train with: the task file's optimizer() wins (set by `prepare`).
+        self.optimizer = cfg.run.optimizer.name
 
     # -- setup -------------------------------------------------------------------------
     def _load_task(self) -> Any:
@@ -586,9 +588,12 @@ class Search:
             ConfigError, TaskError: one line each.
         """
         quiet_optuna()
+        from lrtune.doctor import optimizer_used
+
         task = self._load_task()
         spe = self._steps_per_epoch(task)
         self.prepared = (task, spe)
+        self.optimizer = optimizer_used(task, self.cfg.run.optimizer.name).label
         first = "coarse" if self.cfg.settings.refine is not None else "main"
         self._validate_fit(self.cfg.space, self.cfg.pass_epochs(first), spe, first)
 
@@ -664,6 +669,7 @@ class Search:
         studies: Mapping[str, Mapping[str, str]] | None = None,
         seconds: float = 0.0,
         ran_now: int = 0,
+        optimizer: str | None = None,
     ) -> SearchResult:
         """The result the storage holds, as `run` would return it, without training anything.
 
@@ -676,6 +682,7 @@ class Search:
             studies: per pass, the study name of each seed as the search recorded them
                 (found by name otherwise, even when the task file changed since).
             seconds: the search's wall time, ran_now: its trials in its last invocation.
+            optimizer: the optimizer the trials trained with, as result.json names it.
 
         Raises:
             ConfigError: the storage holds no trial of this search.
@@ -683,6 +690,8 @@ class Search:
         quiet_optuna()
         storage = open_storage(self.storage_spec)
         self.prepared = (None, steps_per_epoch)
+        if optimizer:
+            self.optimizer = optimizer
         self.launched = ran_now
         seeds = self.cfg.settings.seeds
         lr: float | None = self.cfg.space.lr if isinstance(self.cfg.space.lr, float) else None
@@ -765,7 +774,7 @@ class Search:
             finished=finished,
             ran_now=self.launched,
             seconds=seconds,
-            optimizer=self.cfg.run.optimizer.name,
+            optimizer=self.optimizer,
             spaces={p.name: _space_text(p.space) for p in self.passes},
             kinds={p.name: _space_kinds(p.space) for p in self.passes},
             prune_from={p.name: p.prune_from for p in self.passes},
