@@ -702,3 +702,43 @@ def test_the_task_files_optimizer_is_reported(tmp_path: Path, tiny_task: Path) -
     assert "- optimizer: AdamW from the task file," in (out / "report.md").read_text()
     assert invoke("report", str(out)).exit_code == 0  # rebuilt from the storage: kept
     assert "- optimizer: AdamW from the task file," in (out / "report.md").read_text()
+
+
+def test_pruning_defaults_wait_for_enough_trials_and_epochs() -> None:
+    from lrtune.search.pruners import first_prunable_epoch, median_startup, pruning_note
+
+    assert first_prunable_epoch(8, 1) == 2  # never on epoch 1's loss
+    assert first_prunable_epoch(20, 1) == 5  # a quarter of the run first
+    assert first_prunable_epoch(8, 4) == 4  # nor before the LR curves differ
+    assert median_startup(8) == 5 and median_startup(40) == 10
+    assert "too short" in pruning_note("median", 2, first_prunable_epoch(2, 1), 1, 4)
+    assert "waits for 5 completed trials" in pruning_note("median", 8, 2, 1, 8)
+
+
+def test_median_pruner_spares_the_startup_trials_and_each_trials_warmup(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    cfg = load_search_config(
+        write_config(
+            tmp_path / "m.yaml",
+            tiny_task,
+            epochs=6,
+            lr=[0.1, 0.05, 3e-5, 1e-5],
+            schedule={
+                "name": "cosine",
+                "interval": "step",
+                "warmup": {"epochs": [1, 3], "start_factor": 0.01},
+            },
+            search={"seeds": [0], "pruner": "median"},
+        )
+    )
+    res = run_search(cfg, tmp_path / "run")
+    assert res.prune_from == {"main": 2}
+    by_number = sorted(res.trials, key=lambda t: t.number)
+    assert all(t.status == "complete" for t in by_number[:5])  # the median's startup
+    pruned = [t for t in res.trials if t.status == "pruned"]
+    assert {t.point["warmup.epochs"] for t in pruned} == {1, 3}, [
+        (t.point, t.status, t.epochs_run) for t in res.trials
+    ]
+    for t in pruned:  # never before epoch 2, never inside its own warmup
+        assert t.epochs_run >= max(2, t.point["warmup.epochs"] + 1), (t.point, t.epochs_run)

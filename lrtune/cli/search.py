@@ -211,15 +211,8 @@ class LiveTrials:
             self.pass_name, self.total, self.done = e.pass_name, e.total or 0, e.done or 0
             if self.pass_name != "main":
                 self.console.info(f"{self.pass_name} pass: {self.total} trials, {e.epochs} epochs")
-            first = e.epoch or 1
-            if self.cfg.settings.pruner != "none" and first > 1:
-                never = first > (e.epochs or 0)
-                self.console.info(
-                    f"{self.pass_name} pass: no pruning: every schedule has the same LR curve"
-                    if never
-                    else f"{self.pass_name} pass: pruning from epoch {first}: before it "
-                    "every schedule has the same LR"
-                )
+            if e.note:
+                self.console.info(f"{self.pass_name} pass: {e.note}")
         elif e.kind == "trial_start":
             self.rows[(e.pass_name, e.number)] = {
                 "number": e.number,

@@ -264,16 +264,9 @@ def report_markdown(result: SearchResult, cfg: Any, images: Sequence[str]) -> st
         f"- epochs run: {saved['epochs_run']} of {saved['epochs_full']} "
         f"(pruning saved {saved['epochs_saved_by_pruning']})",
     ]
-    if s.pruner != "none":
-        for p in result.passes:
-            first = result.prune_from.get(p, 1)
-            if first > result.epochs[p]:
-                out.append(f"- pass `{p}`: no pruning: the LR curves never differ")
-            elif first > 1:
-                out.append(
-                    f"- pass `{p}`: pruning from epoch {first} (before it every schedule "
-                    "has the same LR, so the trials would differ only by seed noise)"
-                )
+    for p in result.passes:
+        if result.pruning.get(p):
+            out.append(f"- pass `{p}`: {result.pruning[p]}")
     if not result.finished:
         out.append(f"- **unfinished**: continue with `lrtune search --resume {result.run_dir}`")
     best = result.best

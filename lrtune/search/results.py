@@ -93,11 +93,15 @@ class SearchResult:
         finished: every planned trial of every pass has run.
         ran_now: trials this invocation ran.
         seconds: wall time of this invocation.
-        optimizer: optimizer name (for the exported snippet).
+        optimizer: the optimizer the trials trained with ('adam', or 'AdamW from the task
+            file' when the task file defines optimizer()).
         spaces: per pass, the searched dimensions in words (refine narrows them).
         kinds: per pass, each dimension's kind: 'choice', 'range' or 'log' (a log range).
-        prune_from: per pass, the first epoch a pruner may stop a trial (the first epoch in
-            which the pass's LR curves differ; epochs + 1 when they never do).
+        prune_from: per pass, the first epoch a pruner may stop a trial
+            (`lrtune.search.pruners.first_prunable_epoch`; >= epochs: never).
+        lr_differs_from: per pass, the first epoch in which two of its LR curves differ
+            (epochs + 1 when they never do).
+        pruning: per pass, when its trials may be stopped early and why not sooner.
         run_dir: the run directory.
         storage: the database URL without its password (None: the run directory's journal).
         studies: per pass, the Optuna study of each seed (seed as text -> study name).
@@ -120,6 +124,8 @@ class SearchResult:
     spaces: dict[str, dict[str, str]] = field(default_factory=dict)
     kinds: dict[str, dict[str, str]] = field(default_factory=dict)
     prune_from: dict[str, int] = field(default_factory=dict)
+    lr_differs_from: dict[str, int] = field(default_factory=dict)
+    pruning: dict[str, str] = field(default_factory=dict)
     run_dir: str = ""
     storage: str | None = None
     studies: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -28,6 +28,7 @@ from typing import Any
 from lrtune.errors import ConfigError
 from lrtune.search.config import SearchConfig, refine_space
 from lrtune.search.drivers import get_driver
+from lrtune.search.pruners import first_prunable_epoch, pruning_note
 from lrtune.search.results import SearchResult, rank_configs, rows_from_study
 from lrtune.search.space import Range, Space, encode
 from lrtune.search.storage import (
@@ -184,7 +185,8 @@ class _Pass:
     space: Space
     epochs: int
     plan: list[dict[str, Any]] = field(default_factory=list)
-    prune_from: int = 1
+    prune_from: int = 1  # the first epoch a pruner may stop a trial (>= epochs: never)
+    lr_differs_from: int = 1  # the first epoch in which two of the pass's LR curves differ
     cursor: int = 0  # round-robin over the seeds' studies
     rediagnose: str | None = None  # lrtune report: diagnose the stored curves again
 
@@ -339,12 +341,18 @@ class Search:
             spec = scale_schedule(spec, factor, self.prepared[1])
         return spec
 
-    def _prune_from(self, p: _Pass, lr: float | None, spe: int) -> int:
-        """The first epoch in which two of the pass's LR curves differ (epochs + 1: never).
+    def _prune_from(self, p: _Pass, lr: float | None, spe: int) -> tuple[int, int]:
+        """(the first epoch a pruner may stop a trial of the pass, the first epoch in which
+        two of its LR curves differ); epochs + 1 for a curve that never differs.
 
-        Before it every trial trains with the same LRs, so a pruner would only rank seed
-        noise: in a grid over decay epochs, say, nothing differs until the first decay.
+        Before the curves differ every trial trains with the same LRs, so a pruner would
+        only rank seed noise: in a grid over decay epochs, say, nothing differs until the
+        first decay. `first_prunable_epoch` adds the minimum run before any pruning.
         """
+        first = self._first_difference(p, lr, spe)
+        return first_prunable_epoch(p.epochs, first), first
+
+    def _first_difference(self, p: _Pass, lr: float | None, spe: int) -> int:
         from lrtune import schedules
 
         epochs = self._run_epochs(p.epochs, spe)
@@ -362,6 +370,11 @@ class Search:
             except (ConfigError, TypeError, ValueError):
                 return 1  # cannot tell: allow pruning from the start
         return first_difference_epoch(curves, spe, epochs)
+
+    def _pruning_note(self, p: _Pass) -> str:
+        return pruning_note(
+            self.cfg.settings.pruner, p.epochs, p.prune_from, p.lr_differs_from, len(p.plan)
+        )
 
     def _enqueue(self, p: _Pass) -> None:
         """Enqueue every planned (point, seed) that has no trial yet (idempotent)."""
@@ -426,6 +439,7 @@ class Search:
         p.space.sample_params(trial)  # registers the params with Optuna
         trial_lr = float(point["lr"]) if "lr" in point else lr
         assert trial_lr is not None
+        schedule = self._schedule_for(p.space, point, p.name)
         return TrialJob(
             pass_name=p.name,
             study_name=study.study_name,
@@ -435,10 +449,24 @@ class Search:
             point=point,
             seed=int(attrs[SEED]),
             lr=trial_lr,
-            schedule=self._schedule_for(p.space, point, p.name),
+            schedule=schedule,
             epochs=p.epochs,
-            prune_from=p.prune_from,
+            prune_from=max(p.prune_from, self._warmup_epochs(schedule, p.epochs) + 1),
+            pass_prune_from=p.prune_from,
+            planned=len(p.plan),
         )
+
+    def _warmup_epochs(self, schedule: Mapping[str, Any], epochs: int) -> int:
+        """Epochs (rounded up) a trial's schedule spends warming up: no pruning before."""
+        from lrtune import schedules
+
+        assert self.prepared is not None
+        spe = int(self.prepared[1])
+        try:
+            plan = schedules.plan(schedule, spe, self._run_epochs(epochs, spe))
+        except ConfigError:
+            return 0  # the trial fails on it with the message; nothing to wait for
+        return math.ceil(plan.warmup_units * plan.unit_steps / spe)
 
     def _tell(self, p: _Pass, trial: Any, job: TrialJob, outcome: TrialOutcome) -> None:
         from optuna.trial import TrialState
@@ -484,7 +512,13 @@ class Search:
         )
         self.emit(
             SearchEvent(
-                "pass_start", p.name, total=total, done=done, epochs=p.epochs, epoch=p.prune_from
+                "pass_start",
+                p.name,
+                total=total,
+                done=done,
+                epochs=p.epochs,
+                epoch=p.prune_from,
+                note=self._pruning_note(p),
             )
         )
         running: dict[Future[TrialOutcome], tuple[Any, TrialJob]] = {}
@@ -547,7 +581,6 @@ class Search:
             task_path=str(Path(run.task).resolve()),
             storage=self.storage_spec,
             pruner=s.pruner,
-            n_trials=self.cfg.n_trials(),
             metric=s.metric,
             mode=s.mode,
             objective=s.objective,
@@ -635,7 +668,7 @@ class Search:
                 studies = {seed: self._create_study(storage, name, seed) for seed in s.seeds}
                 p = _Pass(name, studies, space, self.cfg.pass_epochs(name))
                 p.plan = self._plan(space, name)
-                p.prune_from = self._prune_from(p, lr, spe)
+                p.prune_from, p.lr_differs_from = self._prune_from(p, lr, spe)
                 self.passes.append(p)
                 if self.resume:
                     for study in studies.values():
@@ -717,7 +750,7 @@ class Search:
                 name, have, space, self.cfg.pass_epochs(name), rediagnose=self.cfg.run.metric_mode
             )
             p.plan = self._plan(space, name)
-            p.prune_from = self._prune_from(p, lr, steps_per_epoch)
+            p.prune_from, p.lr_differs_from = self._prune_from(p, lr, steps_per_epoch)
             self.passes.append(p)
             if not self._pass_complete(p) or len(p.rows()) < len(p.plan) * len(seeds):
                 finished = False
@@ -778,6 +811,8 @@ class Search:
             spaces={p.name: _space_text(p.space) for p in self.passes},
             kinds={p.name: _space_kinds(p.space) for p in self.passes},
             prune_from={p.name: p.prune_from for p in self.passes},
+            lr_differs_from={p.name: p.lr_differs_from for p in self.passes},
+            pruning={p.name: self._pruning_note(p) for p in self.passes},
             run_dir=str(self.run_dir),
             storage=redact_url(self.storage_spec) if "://" in self.storage_spec else None,
             studies={

@@ -31,8 +31,8 @@ class SearchEvent:
     """Something the CLI may show.
 
     kind: 'lr_auto' (the range test picked `lr`), 'pass_start' (total = trials in the pass,
-    done = already finished), 'trial_start', 'epoch' (epoch, value), 'trial_end' (status,
-    value, seconds, error), 'pass_end'.
+    done = already finished, note = when pruning may start), 'trial_start', 'epoch' (epoch,
+    value), 'trial_end' (status, value, seconds, error), 'pass_end'.
     """
 
     kind: str
@@ -49,6 +49,7 @@ class SearchEvent:
     error: str | None = None
     total: int | None = None
     done: int | None = None
+    note: str | None = None
 
 
 EventSink = Callable[[SearchEvent], None]
@@ -69,7 +70,9 @@ class TrialJob:
     lr: float
     schedule: Mapping[str, Any]
     epochs: int
-    prune_from: int = 1  # first epoch at which the pruner may stop it
+    prune_from: int = 1  # first epoch at which the pruner may stop it (after its warmup)
+    pass_prune_from: int = 1  # the pass's first prunable epoch (builds the pruner)
+    planned: int = 1  # trials planned in the study (the median pruner's startup count)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,6 @@ class WorkerSetup:
     task_path: str
     storage: str
     pruner: str
-    n_trials: int
     metric: str
     mode: str
     objective: str
@@ -128,12 +130,12 @@ class Worker:
     device: str
     studies: dict[str, Any] = field(default_factory=dict)
 
-    def study(self, name: str, prune_from: int) -> Any:
+    def study(self, name: str, prune_from: int, planned: int) -> Any:
         """The pass's study, with its pruner (cached per study)."""
         import optuna
 
         if name not in self.studies:
-            pruner = get_pruner(self.setup.pruner).build(self.setup.n_trials, prune_from)
+            pruner = get_pruner(self.setup.pruner).build(planned, prune_from)
             self.studies[name] = optuna.load_study(
                 study_name=name, storage=self.storage, pruner=pruner
             )
@@ -159,7 +161,8 @@ def run_trial(job: TrialJob, worker: Worker) -> TrialOutcome:
     from lrtune.training import train
 
     setup = worker.setup
-    trial = optuna.trial.Trial(worker.study(job.study_name, job.prune_from), job.trial_id)
+    study = worker.study(job.study_name, job.pass_prune_from, job.planned)
+    trial = optuna.trial.Trial(study, job.trial_id)
     prune = setup.pruner != "none"
 
     def on_epoch(rec: Any) -> bool:
