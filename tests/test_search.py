@@ -397,6 +397,8 @@ BAD = [
     ({"search": {"method": "grd"}}, "unknown method 'grd' (did you mean 'grid'?)"),
     ({"search": {"pruner": "ashaa"}}, "unknown pruner 'ashaa' (did you mean 'asha'?)"),
     ({"search": {"metric": "val_acc"}}, "unknown metric 'val_acc'"),
+    ({"search": {"metric": "val_loss", "mode": "max"}}, "'mode: max' with metric val_loss"),
+    ({"search": {"metric": "train_loss", "mode": "max"}}, "losses are minimised"),
     ({"search": {"seeds": []}}, "'seeds' must be a non-empty list"),
     ({"search": {"method": "random"}}, "random search needs 'trials'"),
     ({"schedule": {"name": "step", "step_size": [], "gamma": 0.1}}, "empty list"),

@@ -211,6 +211,11 @@ def _parse_settings(block: Mapping[str, Any], run: RunConfig, where: str) -> Sea
     metric = _choice(block, "metric", METRICS, "val_loss", w)
     default_mode = run.metric_mode if metric == "val_metric" else "min"
     mode = _choice(block, "mode", ("min", "max"), default_mode, w)
+    if metric != "val_metric" and mode != "min":
+        raise ConfigError(
+            f"{w}: 'mode: {mode}' with metric {metric}: losses are minimised; 'mode' applies "
+            "to val_metric only (remove it, or set metric: val_metric)"
+        )
     objective = _choice(block, "objective", OBJECTIVES, "final", w)
     pruner = block.get("pruner", "none")
     if pruner is None or pruner is False:
