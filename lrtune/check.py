@@ -615,8 +615,23 @@ def preflight(cfg: CheckConfig, task: Task) -> None:
         if metric is None:
             raise ConfigError(
                 f"{cfg.run.source}: expect.{needs_metric[0]} needs a validation metric, but "
-                f"{task.path} reports none (define metric(output, target) in it)"
+                f"{why_no_metric(task)}; judge the run with val_loss_below instead"
             )
+
+
+def why_no_metric(task: Task) -> str:
+    """Why a task's validation batches give no metric, in words (for one-line errors)."""
+    if task.has_custom_step:
+        what = (
+            "so lrtune cannot call metric(output, target) on its batches"
+            if callable(getattr(task.module, "metric", None))
+            else "so lrtune sees only the loss it returns, no (output, target) for a metric"
+        )
+        return f"{task.path} defines step(), {what}"
+    return (
+        f"{task.path} reports none (its targets are not class labels: define "
+        "metric(output, target) in it)"
+    )
 
 
 # --------------------------------------------------------------------------- run

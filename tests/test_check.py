@@ -457,7 +457,15 @@ def test_criteria_the_task_cannot_serve_exit_2(write_task, tiny_regression, tmp_
             )
         )
     )
-    assert res.exit_code == 2 and "reports none (define metric" in res.stderr
+    assert res.exit_code == 2 and "define metric(output, target) in it" in res.stderr
+    # A custom step() hides (output, target): the task's own metric() cannot be called.
+    dict_task = write_task(DICT_TASK, "dict_task")
+    res = invoke(
+        str(write_config(tmp_path, dict_task, "lr: 0.01\nexpect:\n  val_metric_at_least: 0.5\n"))
+    )
+    assert res.exit_code == 2, res.output
+    assert "defines step(), so lrtune cannot call metric(output, target)" in res.stderr
+    assert "val_loss_below instead" in res.stderr and "(define metric" not in res.stderr
     res = invoke(
         str(write_config(tmp_path, tiny_regression, "lr: 0.1\nexpect:\n  no_divergence: true\n")),
         "--update-baseline",

@@ -416,7 +416,7 @@ BAD = [
         {"schedule": {"name": "step", "step_size": list(range(1, 60)), "gamma": [0.1, 0.2]}},
         "more than 200: pass --yes",
     ),
-    ({"search": {"metric": "val_metric"}, "task": "REGRESSION"}, "has no metric"),
+    ({"search": {"metric": "val_metric"}, "task": "REGRESSION"}, "define metric(output"),
     ({"schedule": {"name": "cosine", "warmup": {"epochs": [1, 3]}}}, "leaves no room"),
 ]
 
@@ -744,3 +744,21 @@ def test_median_pruner_spares_the_startup_trials_and_each_trials_warmup(
     ]
     for t in pruned:  # never before epoch 2, never inside its own warmup
         assert t.epochs_run >= max(2, t.point["warmup.epochs"] + 1), (t.point, t.epochs_run)
+
+
+def test_val_metric_with_a_custom_step_says_why_there_is_none(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    task = tiny_task.with_name("own_step.py")
+    task.write_text(
+        tiny_task.read_text() + "\ndef step(model, batch):\n"
+        "    x, y = batch\n"
+        "    return nn.functional.cross_entropy(model(x), y)\n"
+        "\ndef metric(output, target):\n"
+        "    return float((output.argmax(1) == target).float().mean())\n"
+    )
+    cfg = write_config(tmp_path / "s.yaml", task, search={"metric": "val_metric"})
+    res = invoke("search", str(cfg), "--out", str(tmp_path / "run"))
+    assert res.exit_code == 2, res.output
+    assert "defines step(), so lrtune cannot call metric(output, target)" in res.stderr
+    assert "use metric: val_loss" in res.stderr

@@ -266,9 +266,11 @@ class Search:
         loader = task.val_loader(batch_size=self.cfg.run.batch_size)
         _, value = task.evaluate(model, loader, dev, max_batches=1)
         if value is None:
+            from lrtune.check import why_no_metric
+
             raise ConfigError(
-                f"{self.cfg.run.source}: search.metric is val_metric, but {task.path} has no "
-                "metric (define metric(output, target), or use val_loss)"
+                f"{self.cfg.run.source}: search.metric is val_metric, but "
+                f"{why_no_metric(task)}; use metric: val_loss"
             )
 
     def _steps_per_epoch(self, task: Any) -> int:
