@@ -123,3 +123,18 @@ def test_report_on_a_non_run_directory_is_one_line_exit_2(
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert message in lines[0]
     assert "Traceback" not in res.output
+
+
+def test_report_json_is_one_object_and_out_is_refused(check_run: Path) -> None:
+    res = lrtune("report", str(check_run), "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)  # stdout holds the JSON alone
+    assert data["run_dir"] == str(check_run) and data["command"] == "check"
+    assert str(check_run / "loss_curve.png") in data["files"]
+    assert all(Path(f).is_file() for f in data["files"])
+    assert "FAIL   final_train_loss_below" in res.stderr  # the report itself: on stderr
+    # It re-renders in place: no --out to be silently ignored.
+    res = lrtune("report", str(check_run), "--out", str(check_run / "elsewhere"))
+    assert res.exit_code == 2 and "No such option '--out'" in res.output
+    help_text = " ".join(lrtune("report", "--help").output.split())
+    assert "rewritten in place" in help_text
