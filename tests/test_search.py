@@ -113,7 +113,7 @@ def test_space_parses_fixed_lists_ranges_and_nested() -> None:
             "name": "multistep",
             "milestones": [[2, 4], [3, 5]],
             "gamma": [0.1, 0.5],
-            "warmup": {"epochs": [0, 1]},
+            "warmup": {"epochs": [1, 2]},
         },
         "x.yaml",
     )
@@ -418,6 +418,12 @@ BAD = [
     ),
     ({"search": {"metric": "val_metric"}, "task": "REGRESSION"}, "define metric(output"),
     ({"schedule": {"name": "cosine", "warmup": {"epochs": [1, 3]}}}, "leaves no room"),
+    (
+        {"schedule": {"name": "cosine", "warmup": {"epochs": [0, 1]}}},
+        "a warmup of 0 epochs is not a length (warmup.epochs must be > 0); to compare no "
+        "warmup with 1 epoch, search the whole mapping: warmup: [null, {epochs: 1}]",
+    ),
+    ({"schedule": {"name": "cosine", "warmup": {"steps": [None, 5]}}}, "[null, {steps: 1}]"),
 ]
 
 

@@ -206,7 +206,31 @@ def _collect(mapping: Mapping[str, Any], prefix: str, where: str, dims: dict[str
             continue
         dim = _dimension(value, str(key), what)
         if dim is not None:
+            if name in WARMUP_LENGTHS:
+                _check_warmup_length(dim, name, what)
             dims[name] = dim
+
+
+# Warmup lengths: searching "no warmup" is a choice of mappings, not a length of 0.
+WARMUP_LENGTHS = ("warmup.epochs", "warmup.steps")
+
+
+def _check_warmup_length(dim: Dimension, name: str, what: str) -> None:
+    """Refuse a warmup length of 0 (or null) in a grid/range, saying how to search 'none'."""
+    values = (dim.low,) if isinstance(dim, Range) else dim.values
+    bad = [v for v in values if v is None or (_is_number(v) and v <= 0)]
+    if not bad:
+        return
+    unit = name.split(".")[1]
+    raise ConfigError(
+        f"{what}: a warmup of {bad[0]} {unit} is not a length (warmup.{unit} must be > 0); "
+        f"to compare no warmup with 1 {unit[:-1]}, search the whole mapping: "
+        f"warmup: [null, {{{unit}: 1}}]"
+    )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _dimension(value: Any, key: str, what: str) -> Dimension | None:
