@@ -768,3 +768,43 @@ def test_val_metric_with_a_custom_step_says_why_there_is_none(
     assert res.exit_code == 2, res.output
     assert "defines step(), so lrtune cannot call metric(output, target)" in res.stderr
     assert "use metric: val_loss" in res.stderr
+
+
+def test_ties_on_the_metric_are_broken_by_the_val_loss_and_said() -> None:
+    from dataclasses import replace
+
+    from lrtune.report.search_report import ranking_markdown, tie_notes
+    from lrtune.search.results import SearchResult, TrialRow, rank_configs
+
+    def row(config: int, metric: float, val_losses: list[float]) -> TrialRow:
+        curve = [{"val_metric": metric, "val_loss": v} for v in val_losses]
+        return TrialRow(
+            "main", config, config, {"gamma": config / 10}, 0, "complete", metric, metric, metric,
+            curve=curve,
+        )  # fmt: skip
+
+    rows = [row(0, 0.9, [0.5, 0.30]), row(1, 0.9, [0.5, 0.10]), row(2, 0.8, [0.4, 0.05])]
+    rows.append(row(3, 0.9, [0.2, 0.20]))
+    ranked = rank_configs(rows, "max", "val_metric", "final")
+    assert [c.config for c in ranked] == [1, 3, 0, 2]  # 0.9 x3 by final val_loss, then 0.8
+    assert [c.tied_from for c in ranked] == [1, 1, 1, None]
+    best = rank_configs(rows, "max", "val_metric", "best")
+    assert [c.config for c in best][:3] == [1, 3, 0]  # lowest val_loss ever: 0.10, 0.20, 0.30
+    # A loss metric: ties broken by the best value reached over the epochs.
+    a = TrialRow("main", 0, 0, {}, 0, "complete", 0.3, best=0.2, final=0.3)
+    b = TrialRow("main", 1, 1, {}, 0, "complete", 0.3, best=0.1, final=0.3)
+    assert [c.config for c in rank_configs([a, b], "min", "val_loss", "final")] == [1, 0]
+
+    result = SearchResult(
+        passes=["main"], names=["gamma"], metric="val_metric", mode="max", objective="final",
+        epochs={"main": 2}, steps_per_epoch=1, ranking={"main": ranked},
+    )  # fmt: skip
+    (note,) = tie_notes(result, 5)
+    assert note == (
+        "ranks 1-3 tie on mean validation metric 0.9; ordered by mean final val_loss, "
+        "lower first: 0.1, 0.2, 0.3"
+    )
+    assert f"Tie: {note}." in ranking_markdown(result, "main", 5)
+    assert tie_notes(result, 1) == [note]  # the best is tied: said even when shown alone
+    ranked[3:] = [replace(ranked[3], tied_from=4), replace(ranked[3], rank=5, tied_from=4)]
+    assert tie_notes(result, 3) == [note]  # a tie below the top k is not news

@@ -17,7 +17,7 @@ from lrtune.report.search_plots import (
     point_label,
     write_search_plots,
 )
-from lrtune.search.results import ConfigSummary, SearchResult
+from lrtune.search.results import ConfigSummary, SearchResult, tie_break_name
 
 # best_config.yaml's expect: threshold is this much looser than the worst seed.
 EXPECT_SLACK = 0.2
@@ -132,6 +132,8 @@ def summary(result: SearchResult, cfg: Any, files: Sequence[str]) -> dict[str, A
             "mean": c.mean,
             "std": c.std,
             "values": c.values,
+            "tie_break": c.secondary,
+            "tied_from": c.tied_from,
         }
         for c in result.top(cfg.settings.top_k)
     ]
@@ -143,6 +145,7 @@ def summary(result: SearchResult, cfg: Any, files: Sequence[str]) -> dict[str, A
         "metric": result.metric,
         "mode": result.mode,
         "objective": result.objective,
+        "tie_break": tie_break_name(result.metric, result.objective),
         "pruner": cfg.settings.pruner,
         "seeds": list(cfg.settings.seeds),
         "workers": cfg.settings.workers,
@@ -208,6 +211,32 @@ def _seed_spread(c: ConfigSummary) -> str:
     return f"{_num(c.std)} (range {_num(min(vals))} .. {_num(max(vals))})"
 
 
+def tie_notes(result: SearchResult, k: int, pass_name: str | None = None) -> list[str]:
+    """One line per group of configurations tied on the mean objective that reaches into a
+    pass's top k (the whole group: a best tied with the runner-up is news).
+
+    'ranks 1-3 tie on mean validation metric 0.9889; ordered by mean final val_loss,
+    lower first: 0.0412, 0.0533, 0.0601'.
+    """
+    groups: dict[int, list[ConfigSummary]] = {}
+    for c in result.ranking.get(pass_name or result.final_pass, []):
+        if c.tied_from is not None and c.tied_from <= k:
+            groups.setdefault(c.tied_from, []).append(c)
+    what = METRIC_LABELS.get(result.metric, result.metric)
+    breaker = tie_break_name(result.metric, result.objective)
+    notes = []
+    for g in (g for g in groups.values() if len(g) > 1):
+        values = ", ".join(_num(c.secondary) for c in g)
+        note = (
+            f"ranks {g[0].rank}-{g[-1].rank} tie on mean {what} {_num(g[0].mean)}; "
+            f"ordered by mean {breaker}, lower first: {values}"
+        )
+        if len({c.secondary for c in g}) < len(g):
+            note += " (equal ones in configuration order)"
+        notes.append(note)
+    return notes
+
+
 def ranking_markdown(result: SearchResult, pass_name: str, k: int) -> list[str]:
     """The ranked table of one pass, as markdown lines."""
     configs = result.ranking.get(pass_name, [])
@@ -227,6 +256,10 @@ def ranking_markdown(result: SearchResult, pass_name: str, k: int) -> list[str]:
             f"| {c.rank} | {params} | {_num(c.mean)} | {_num(c.std)} | {c.seeds_text} "
             f"| {per_seed} | {states} |"
         )
+    notes = tie_notes(result, k, pass_name)
+    if notes:
+        lines.append("")
+        lines += [f"Tie: {note}." for note in notes]
     if unranked:
         lines.append("")
         lines.append(f"Not ranked ({len(unranked)} configurations with no completed seed):")
@@ -442,6 +475,8 @@ def show(
             ("rank", *names, f"mean {result.metric}", "seeds", "per seed"),
             rows,
         )
+        for note in tie_notes(result, top_k):
+            console.info(f"tie: {note}")
     counts = ", ".join(f"{n} {k}" for k, n in result.counts().items() if n)
     saved = result.epochs_saved()
     took = f" in {result.seconds:.1f} s" if result.seconds else ""  # unknown: killed

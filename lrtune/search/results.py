@@ -4,7 +4,8 @@ report` see exactly what a live search saw).
 A *trial* is one training run (a point and a seed); a *configuration* is a point, whose
 trials differ only by seed. Configurations are ranked by the mean objective over their
 completed seeds (a pruner may stop some seeds of a configuration); a configuration with
-no completed seed is not ranked.
+no completed seed is not ranked. Configurations tied on it (validation accuracy on a small
+set often is) are ordered by a second number (`tie_break_name`), and marked (`tied_from`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lrtune.search.storage import CONFIG, INDEX, KEY, POINT, RESULT, ROLE, SEED
@@ -57,6 +58,8 @@ class ConfigSummary:
     mean: float | None
     std: float | None
     rank: int | None
+    secondary: float | None = None  # the tie-break value (`tie_break_name`), lower first
+    tied_from: int | None = None  # tied on the mean: the rank of the first of its tie group
 
     @property
     def values(self) -> list[float]:
@@ -272,8 +275,47 @@ def rows_from_study(
     return sorted(by_key.values(), key=lambda r: r.number)
 
 
-def rank_configs(rows: Sequence[TrialRow], mode: str) -> list[ConfigSummary]:
-    """Group a pass's trials by configuration and rank them by mean objective."""
+def tie_break_name(metric: str, objective: str) -> str:
+    """What breaks ties on the mean objective: the validation loss when ranking by the
+    validation metric (at the final epoch, or its best), else the best value of the
+    searched loss over the epochs (a run that reached lower at some point, first)."""
+    if metric == "val_metric":
+        return f"{objective} val_loss"
+    return f"best {metric}"
+
+
+def _secondary(trials: Sequence[TrialRow], metric: str, objective: str) -> float | None:
+    """The mean tie-break value over a configuration's completed seeds (lower is better)."""
+    values = []
+    for t in trials:
+        if t.status != "complete" or t.value is None:
+            continue
+        if metric == "val_metric":
+            losses = [r.get("val_loss") for r in t.curve]
+            if objective == "final":
+                v = losses[-1] if losses else None
+            else:
+                finite = [x for x in losses if x is not None and math.isfinite(x)]
+                v = min(finite) if finite else None
+        else:
+            v = t.best
+        if v is not None and math.isfinite(v):
+            values.append(float(v))
+    return statistics.fmean(values) if values else None
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def rank_configs(
+    rows: Sequence[TrialRow], mode: str, metric: str = "val_loss", objective: str = "final"
+) -> list[ConfigSummary]:
+    """Group a pass's trials by configuration and rank them by mean objective.
+
+    Ties on the mean are broken by `tie_break_name(metric, objective)` (lower first), then
+    by configuration order; tied configurations get `tied_from`.
+    """
     groups: dict[int, list[TrialRow]] = {}
     for row in rows:
         groups.setdefault(row.config, []).append(row)
@@ -300,13 +342,26 @@ def rank_configs(rows: Sequence[TrialRow], mode: str) -> list[ConfigSummary]:
                 mean=mean,
                 std=std,
                 rank=None,
+                secondary=_secondary(trials, metric, objective),
             )
         )
     sign = 1.0 if mode == "min" else -1.0
-    ranked = sorted(
+    by_mean = sorted(
         (s for s in summaries if s.mean is not None),
         key=lambda s: (sign * s.mean, s.config),  # type: ignore[operator]
     )
+    # Group equal means (float noise aside), then order each group by the tie-break.
+    groups: list[list[ConfigSummary]] = []
+    for s in by_mean:
+        if groups and _same(groups[-1][0].mean, s.mean):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    out: list[ConfigSummary] = []
+    for g in groups:
+        g.sort(key=lambda s: (math.inf if s.secondary is None else s.secondary, s.config))
+        first = len(out) + 1
+        for s in g:
+            out.append(replace(s, rank=len(out) + 1, tied_from=first if len(g) > 1 else None))
     rest = sorted((s for s in summaries if s.mean is None), key=lambda s: s.config)
-    out = [ConfigSummary(**{**s.__dict__, "rank": i + 1}) for i, s in enumerate(ranked)]
     return out + rest

@@ -791,7 +791,8 @@ class Search:
         return not p.trials((TrialState.WAITING, TrialState.RUNNING))
 
     def _best_point(self, p: _Pass) -> dict[str, Any] | None:
-        ranked = rank_configs(p.rows(), self.cfg.settings.mode)
+        s = self.cfg.settings
+        ranked = rank_configs(p.rows(), s.mode, s.metric, s.objective)
         top = [c for c in ranked if c.rank is not None]
         return dict(top[0].point) if top else None
 
@@ -825,7 +826,7 @@ class Search:
         for p in self.passes:
             rows = p.rows()
             result.trials.extend(rows)
-            result.ranking[p.name] = rank_configs(rows, s.mode)
+            result.ranking[p.name] = rank_configs(rows, s.mode, s.metric, s.objective)
         return result
 
 
