@@ -22,7 +22,7 @@ a CheckReport and the CLI decides where the files go.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +56,8 @@ LIST_VALUED_PARAMS = ("milestones",)
 # Keys that mark a mapping as a search distribution ({low, high, log, int}).
 DISTRIBUTION_KEYS = ("low", "high", "log", "int", "choices", "step")
 PASS, FAIL, ERROR = "pass", "fail", "error"
+# The run status of a check stopped by Ctrl-C (its result.json says so; exit code 130).
+INTERRUPTED = "interrupted"
 
 
 # --------------------------------------------------------------------------- evidence
@@ -875,14 +877,28 @@ class CheckReport:
         return [r for r in self.results if r.verdict != PASS]
 
     @property
+    def interrupted(self) -> bool:
+        """True when Ctrl-C stopped the run (nothing was judged)."""
+        return self.status == INTERRUPTED
+
+    @property
     def exit_code(self) -> ExitCode:
-        """0 when every criterion passed, 1 otherwise (bad configs never get a report)."""
+        """0 when every criterion passed, 1 otherwise, 130 when interrupted (bad configs
+        never get a report)."""
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
         return ExitCode.OK if self.passed else ExitCode.FAILED
 
     @property
     def headline(self) -> str:
         """'PASS: 4/4 criteria met' or 'FAIL: no_divergence, val_loss_below (2 of 4)'."""
         n = len(self.results)
+        if self.interrupted:
+            planned = self.setup.get("epochs")
+            return (
+                f"INTERRUPTED after {len(self.records)} of {planned} epochs: no criterion "
+                f"judged ({self.name}, {self.seconds:.1f} s)"
+            )
         if self.passed:
             return f"PASS: {n}/{n} criteria met ({self.name}, {self.seconds:.1f} s)"
         names = ", ".join(r.key for r in self.failed)
@@ -894,6 +910,7 @@ class CheckReport:
             "command": "check",
             "name": self.name,
             "passed": self.passed,
+            "interrupted": self.interrupted,
             "exit_code": int(self.exit_code),
             "headline": self.headline,
             "config": self.config,
@@ -1088,6 +1105,55 @@ def evaluate(
     )
 
 
+def interrupted_report(
+    cfg: CheckConfig,
+    records: Sequence[Any],
+    *,
+    setup: Mapping[str, Any],
+    seconds: float,
+) -> CheckReport:
+    """The report of a check stopped by Ctrl-C: the epochs it finished, no verdicts.
+
+    Every criterion is an error ('not measured: interrupted ...'), so a CI system that
+    reads the JUnit file sees an incomplete check, not a pass; the exit code is 130.
+
+    Args:
+        cfg: the check config.
+        records: the EpochRecords finished before the interrupt.
+        setup: run_setup(...) of the run.
+        seconds: wall time until the interrupt.
+    """
+    why = f"nothing (interrupted by Ctrl-C after {len(records)} of {cfg.run.epochs} epochs)"
+    results = tuple(
+        CriterionResult(
+            key=key,
+            help=CRITERIA[key].help,
+            threshold=threshold,
+            threshold_text=CRITERIA[key].threshold_text(threshold),
+            measured=None,
+            measured_text=why,
+            verdict=ERROR,
+            plot=CRITERIA[key].plot,
+        )
+        for key, threshold in cfg.expect.thresholds.items()
+    )
+    return CheckReport(
+        name=cfg.name,
+        config=str(cfg.run.source),
+        task=str(cfg.run.task),
+        setup=dict(setup),
+        status=INTERRUPTED,
+        error=f"interrupted by Ctrl-C after {len(records)} of {cfg.run.epochs} epochs",
+        initial_loss=None,
+        steps=int(records[-1].step) if records else 0,
+        seconds=seconds,
+        records=tuple(r.to_dict() for r in records),
+        step_losses=(),
+        results=results,
+        diagnosis_context={"metric_mode": cfg.run.metric_mode},
+    )
+
+
 # --------------------------------------------------------------------------- diagnosis
 def reference_loss(cfg: CheckConfig, task: Task, device: str) -> tuple[float | None, str]:
     """The know-nothing loss the curves are read against: ln C, Var(y), ... (see doctor).
@@ -1112,7 +1178,7 @@ def diagnose_run(ev: Evidence, context: Mapping[str, Any]) -> list[Finding]:
     """
     from lrtune.diagnose import diagnose_curves
 
-    if ev.status == "failed":
+    if ev.status in ("failed", INTERRUPTED):
         return []
     name = context.get("reference_name") or "none"
     return diagnose_curves(

@@ -560,3 +560,48 @@ def test_the_task_files_optimizer_is_reported(write_task, tmp_path):
     # A task without optimizer() trains with the config's registry optimizer.
     plain = run_setup(cfg, 0.01, "cpu", 0, 4, load_task(write_task(TINY_CLASSIFIER, "plain")))
     assert plain["optimizer"] == "sgd" and plain["optimizer_source"] == "config"
+
+
+def test_ctrl_c_writes_an_interrupted_result_and_junit_then_exits_130(write_task, tmp_path):
+    task = write_task(
+        """
+        import torch
+        from torch import nn
+        from torch.utils.data import TensorDataset
+        batch_size = 8
+        calls = {"n": 0}
+        def model():
+            return nn.Linear(4, 2)
+        def train_data():
+            return TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+        def step(model, batch):
+            calls["n"] += 1
+            if calls["n"] == 10:  # in the 3rd epoch (4 steps each): as if Ctrl-C were pressed
+                raise KeyboardInterrupt
+            x, y = batch
+            return nn.functional.cross_entropy(model(x), y)
+        """,
+        "ctrl_c",
+    )
+    config = write_config(
+        tmp_path, task, "epochs: 5\nlr: 0.1\nexpect:\n  final_train_loss_below: 1\n"
+    )
+    out, junit = tmp_path / "run", tmp_path / "junit.xml"
+    res = invoke(str(config), "--out", str(out), "--junit", str(junit))
+    assert res.exit_code == 130, res.output
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["interrupted"] is True and saved["status"] == "interrupted"
+    assert saved["exit_code"] == 130 and not saved["passed"]
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2]  # the epochs it finished
+    assert "INTERRUPTED after 2 of 5 epochs" in res.stdout
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("errors") == "2" and suite.get("failures") == "0"
+    assert "interrupted by Ctrl-C" in (out / "junit.xml").read_text()
+    assert "lrtune check interrupted" in (out / "summary.md").read_text()
+    assert "final_train_loss_below: measured nothing (interrupted by Ctrl-C" in res.stdout
+    from lrtune.check import CheckReport
+    from lrtune.report.check_report import curve_plot_data
+
+    data = curve_plot_data(CheckReport.from_dict(saved))  # what loss_curve.png shows
+    assert "INTERRUPTED after 2 of 5 epochs (nothing judged)" in data.title
+    assert [(ln.label, ln.judged) for ln in data.lines] == [("train loss < 1 (not judged)", False)]

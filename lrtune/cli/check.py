@@ -48,10 +48,12 @@ def check(
 ) -> None:
     """Train CONFIG's task once, seeded, and judge it against the config's `expect:` criteria."""
     import datetime as dt
+    import time
 
     from lrtune.check import (
         baseline_payload,
         evaluate,
+        interrupted_report,
         load_baseline,
         parse_check_config,
         preflight,
@@ -88,16 +90,29 @@ def check(
     console.info(f"lrtune check {cfg.run.source}")
     console.info(f"  {setup_line(str(cfg.run.task), setup)}")
     epochs = cfg.run.epochs
-    with console.progress(f"check {cfg.name}", total=epochs) as sink:
+    finished: list[Any] = []  # the epochs done, kept for a Ctrl-C report
+    clock = time.perf_counter()
+    try:
+        with console.progress(f"check {cfg.name}", total=epochs) as sink:
 
-        def on_epoch(record: Any) -> None:
-            line = epoch_line(record, epochs)
-            if console.plain:  # CI logs: one line per epoch, not a progress bar
-                console.info(line)
-            else:
-                sink(record.epoch, status=line)
+            def on_epoch(record: Any) -> None:
+                finished.append(record)
+                line = epoch_line(record, epochs)
+                if console.plain:  # CI logs: one line per epoch, not a progress bar
+                    console.info(line)
+                else:
+                    sink(record.epoch, status=line)
 
-        result = run_check(cfg, task, lr=lr, device=device, seed=seed, on_epoch=on_epoch)
+            result = run_check(cfg, task, lr=lr, device=device, seed=seed, on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        # result.json (marked interrupted) and the JUnit file (every criterion an error)
+        # still get written: CI shows an incomplete check, not an empty directory.
+        seconds = time.perf_counter() - clock
+        stopped = interrupted_report(cfg, finished, setup=setup, seconds=seconds)
+        write_outputs(stopped, run_dir, junit=junit, summary=summary, timestamp=started)
+        show(console, stopped, as_json=as_json)
+        console.error(f"interrupted: the epochs so far are in {run_dir}")
+        ctx.exit(int(stopped.exit_code))
 
     reference = reference_loss(cfg, task, device)
     report = evaluate(cfg, result, setup=setup, baseline=baseline, reference=reference)

@@ -73,6 +73,8 @@ def diagnosis_verdict(report: CheckReport) -> str:
     n = len(report.records)
     if report.status == "failed":
         return "diagnosis: none (the run raised an error before its curves could be read)"
+    if report.interrupted:
+        return "diagnosis: none (the run was interrupted; nothing was judged)"
     if n < MIN_EPOCHS:
         return (
             f"diagnosis: none ({n} epoch{'s' if n != 1 else ''} are too few to read a curve; "
@@ -172,8 +174,8 @@ def markdown(
         png: the loss-curve image to link (a path relative to the summary), or None.
         diagnosis_pngs: finding code -> diagnosis image to link, likewise.
     """
-    mark = "✅" if report.passed else "❌"
-    word = "passed" if report.passed else "failed"
+    mark = "✅" if report.passed else "⚠️" if report.interrupted else "❌"
+    word = "passed" if report.passed else "interrupted" if report.interrupted else "failed"
     lines = [
         f"## {mark} lrtune check {word}: {report.name}",
         "",
@@ -283,6 +285,7 @@ class Line(NamedTuple):
     label: str
     passed: bool
     series: str  # 'train' | 'val' | 'budget': picks the dash style
+    judged: bool = True  # False: the criterion could not be measured (run failed/interrupted)
 
 
 class CurvePlotData(NamedTuple):
@@ -319,23 +322,23 @@ def _threshold_lines(report: CheckReport, spe: float) -> list[Line]:
     lines: list[Line] = []
     initial = report.initial_loss
     for r in report.results:
-        ok = r.verdict == "pass"
-        mark = "met" if ok else "NOT met"
+        ok, judged = r.verdict == "pass", r.verdict != "error"
+        mark = "met" if ok else "NOT met" if judged else "not judged"
         if r.key in ("final_train_loss_below", "val_loss_below"):
             series = "train" if r.key.startswith("final") else "val"
             label = f"{series} loss {r.threshold_text} ({mark})"
-            lines.append(Line("loss", float(r.threshold), label, ok, series))
+            lines.append(Line("loss", float(r.threshold), label, ok, series, judged))
         elif r.key == "loss_drop_at_least" and initial is not None and math.isfinite(initial):
             y = abs(initial) * (1 - float(r.threshold))
             label = f"train loss {r.threshold_text}: < {y:.3g} ({mark})"
-            lines.append(Line("loss", y, label, ok, "train"))
+            lines.append(Line("loss", y, label, ok, "train", judged))
         elif r.key.startswith("val_metric"):
             label = f"val metric {r.threshold_text} ({mark})"
-            lines.append(Line("metric", float(r.threshold), label, ok, "val"))
+            lines.append(Line("metric", float(r.threshold), label, ok, "val", judged))
         elif r.key in ("max_epochs", "max_steps"):
             x = float(r.threshold) / (spe if r.key == "max_steps" else 1.0)
             label = f"budget {r.threshold_text} ({mark})"
-            lines.append(Line("x", x, label, ok, "budget"))
+            lines.append(Line("x", x, label, ok, "budget", judged))
     return lines
 
 
@@ -362,6 +365,9 @@ def curve_plot_data(report: CheckReport) -> CurvePlotData:
     verdict = "PASS" if report.passed else "FAIL"
     names = [r.key for r in report.failed]
     failed = ", ".join(names) if len(names) <= 2 else f"{names[0]} and {len(names) - 1} more"
+    if report.interrupted:
+        verdict = f"INTERRUPTED after {len(records)} of {report.setup.get('epochs')} epochs"
+        failed = "nothing judged"
     title = (
         f"lrtune check {report.name}: {verdict}"
         + (f" ({failed})" if failed else "")
@@ -553,7 +559,7 @@ def draw_curves(data: CurvePlotData) -> Any:
     panels = {"loss": ax, "metric": axes[1][0] if has_metric else None}
     slot = {"loss": 0, "metric": 0}
     for line in sorted(data.lines, key=lambda ln: ln.value):
-        color = "tab:green" if line.passed else "tab:red"
+        color = "tab:green" if line.passed else "tab:red" if line.judged else "tab:gray"
         if line.panel == "x":
             for row in axes:
                 row[0].axvline(line.value, color=color, ls=":", lw=1.6)
