@@ -605,3 +605,17 @@ def test_ctrl_c_writes_an_interrupted_result_and_junit_then_exits_130(write_task
     data = curve_plot_data(CheckReport.from_dict(saved))  # what loss_curve.png shows
     assert "INTERRUPTED after 2 of 5 epochs (nothing judged)" in data.title
     assert [(ln.label, ln.judged) for ln in data.lines] == [("train loss < 1 (not judged)", False)]
+
+
+def test_out_into_another_commands_run_dir_is_refused(tiny_task, tmp_path):
+    other = tmp_path / "search-run"
+    other.mkdir()
+    body = '{"command": "search", "finished": true}'
+    (other / "result.json").write_text(body)
+    config = write_config(tmp_path, tiny_task, "lr: auto\nexpect:\n  no_divergence: true\n")
+    res = invoke(str(config), "--out", str(other))  # lr: auto: refused before the range test
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip() == (
+        f"error: {other} holds the results of an 'lrtune search' run; give --out a new directory"
+    )
+    assert (other / "result.json").read_text() == body and len(list(other.iterdir())) == 1

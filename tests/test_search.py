@@ -808,3 +808,24 @@ def test_ties_on_the_metric_are_broken_by_the_val_loss_and_said() -> None:
     assert tie_notes(result, 1) == [note]  # the best is tied: said even when shown alone
     ranked[3:] = [replace(ranked[3], tied_from=4), replace(ranked[3], rank=5, tied_from=4)]
     assert tie_notes(result, 3) == [note]  # a tie below the top k is not news
+
+
+def test_out_into_another_run_dir_is_refused_before_any_training(
+    tmp_path: Path, counting_task: Path
+) -> None:
+    cfg = write_config(tmp_path / "g.yaml", counting_task, epochs=1, search={"seeds": [0]})
+    other = tmp_path / "check-run"
+    other.mkdir()
+    (other / "result.json").write_text('{"command": "check", "passed": true}')
+    res = invoke("search", str(cfg), "--out", str(other))
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip().splitlines() == [
+        f"error: {other} holds the results of an 'lrtune check' run; give --out a new directory"
+    ]
+    assert calls(counting_task) == 0 and sorted(p.name for p in other.iterdir()) == ["result.json"]
+    done = tmp_path / "search-run"
+    assert invoke("search", str(cfg), "--out", str(done)).exit_code == 0
+    reset_calls(counting_task)
+    res = invoke("search", str(cfg), "--out", str(done))
+    assert res.exit_code == 2 and f"continue it with --resume {done}" in res.stderr
+    assert calls(counting_task) == 0

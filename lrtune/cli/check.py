@@ -72,6 +72,7 @@ def check(
     console = make_console(quiet, verbose)
     ctx = click.get_current_context()
     cfg = parse_check_config(config)
+    make_run_dir("check", out, create=False)  # refuse another command's --out before any work
     ref = cfg.expect.baseline
     if update_baseline and ref is None:
         raise ConfigError(f"{config}: --update-baseline needs 'baseline: FILE' under expect:")

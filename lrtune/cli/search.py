@@ -82,6 +82,13 @@ def search(config: str | None, **o: Any) -> None:
         if config is None:
             raise ConfigError("missing CONFIG.yaml (or --resume RUN_DIR)")
         cfg = load_search_config(config, workers=o["workers"], refine=o["refine"], yes=o["yes"])
+        # Refuse a bad --out before any work: another command's run, or another search.
+        out = make_run_dir("search", o["out"], create=False) if o["out"] else None
+        if out is not None and o["storage"] is None and journal_path(out).exists():
+            raise ConfigError(
+                f"{out} already holds a search: continue it with --resume {out}, "
+                "or choose another --out"
+            )
     if o["device"]:
         cfg = replace(cfg, run=replace(cfg.run, device=o["device"]))
     search = Search(
@@ -96,11 +103,6 @@ def search(config: str | None, **o: Any) -> None:
         run_dir = Path(o["resume"])
     else:
         run_dir = make_run_dir("search", o["out"])
-        if o["storage"] is None and journal_path(run_dir).exists():
-            raise ConfigError(
-                f"{run_dir} already holds a search: continue it with --resume {run_dir}, "
-                "or choose another --out"
-            )
         write_yaml(run_dir / SAVED_CONFIG, cfg.data)
         search.set_run_dir(run_dir)
     if not (run_dir / "result.json").exists():  # so a killed search can still be reported
