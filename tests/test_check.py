@@ -619,3 +619,17 @@ def test_out_into_another_commands_run_dir_is_refused(tiny_task, tmp_path):
         f"error: {other} holds the results of an 'lrtune search' run; give --out a new directory"
     )
     assert (other / "result.json").read_text() == body and len(list(other.iterdir())) == 1
+
+
+def test_threshold_labels_do_not_overlap_and_budget_labels_avoid_the_lines():
+    from lrtune.report.check_report import LABEL_GAP, budget_label_place, spread_labels
+
+    # A loss < 0.2 and an 80% drop to < 0.219: two lines a hair apart, labels apart.
+    placed = spread_labels([0.70, 0.72, 0.95])
+    gaps = [b - a for a, b in zip(sorted(placed), sorted(placed)[1:])]
+    assert min(gaps) >= LABEL_GAP - 1e-9 and max(placed) <= 1.0
+    assert placed[0] < placed[1] < placed[2]  # same order as the lines
+    assert spread_labels([0.3, 0.8]) == [0.3, 0.8]  # far apart: left where they are
+    assert budget_label_place([0.05, 0.1, 0.12]) == (0.98, "top")  # lines low: label high
+    assert budget_label_place([0.7, 0.75]) == (0.02, "bottom")
+    assert budget_label_place([0.05, 0.95]) == (0.5, "center")

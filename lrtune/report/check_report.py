@@ -445,9 +445,32 @@ def _nan(values: Sequence[float | None]) -> list[float]:
 
 
 DASH = {"train": "--", "val": "-.", "budget": ":"}
-# Where inline threshold labels go (axes-x fraction, alignment), in turn, so near lines
-# do not print their labels on top of each other.
-LABEL_SLOTS = ((0.99, "right"), (0.62, "center"), (0.30, "center"))
+# Threshold labels sit in the right margin, each at its line's height, nudged apart so that
+# labels of near lines (a loss < 0.2 and a drop to < 0.219) never print on top of each
+# other: at least this far apart, in axes-height fractions (about 1.5 lines of 8 pt text).
+LABEL_GAP = 0.06
+
+
+def spread_labels(positions: Sequence[float], gap: float = LABEL_GAP) -> list[float]:
+    """Label heights (axes fractions) as close to `positions` as possible, in the same
+    order, with neighbours at least `gap` apart and inside [0, 1] when they fit (pure)."""
+    order = sorted(range(len(positions)), key=lambda i: positions[i])
+    placed: list[float] = []
+    for i in order:  # upwards: push each label above the one below it
+        y = min(max(positions[i], 0.0), 1.0)
+        placed.append(y if not placed else max(y, placed[-1] + gap))
+    for k in range(len(placed) - 1, -1, -1):  # then back down from the top edge
+        ceiling = 1.0 if k == len(placed) - 1 else placed[k + 1] - gap
+        placed[k] = max(min(placed[k], ceiling), 0.0)
+    out = [0.0] * len(positions)
+    for i, y in zip(order, placed, strict=True):
+        out[i] = y
+    return out
+
+
+def _axes_fraction(ax: Any, value: float) -> float:
+    """Where a y value sits in an axis, as a fraction of its height (log scales too)."""
+    return float(ax.transAxes.inverted().transform(ax.transData.transform((0.0, value)))[1])
 
 
 def draw_curves(data: CurvePlotData) -> Any:
@@ -557,41 +580,13 @@ def draw_curves(data: CurvePlotData) -> Any:
     if data.log_y:
         ax.set_yscale("log")
     panels = {"loss": ax, "metric": axes[1][0] if has_metric else None}
-    slot = {"loss": 0, "metric": 0}
-    for line in sorted(data.lines, key=lambda ln: ln.value):
-        color = "tab:green" if line.passed else "tab:red" if line.judged else "tab:gray"
-        if line.panel == "x":
+    for line in data.lines:
+        color = _line_color(line)
+        if line.panel == "x":  # a budget (its label is placed once the y limits are final)
             for row in axes:
                 row[0].axvline(line.value, color=color, ls=":", lw=1.6)
-            ax.text(
-                line.value,
-                0.98,
-                f" {line.label}",
-                transform=ax.get_xaxis_transform(),
-                color=color,
-                fontsize=8,
-                rotation=90,
-                va="top",
-                ha="right",
-            )
-            continue
-        target = panels.get(line.panel)
-        if target is None:
-            continue
-        target.axhline(line.value, color=color, ls=DASH[line.series], lw=1.3)
-        x, ha = LABEL_SLOTS[slot[line.panel] % len(LABEL_SLOTS)]
-        slot[line.panel] += 1
-        target.text(
-            x,
-            line.value,
-            line.label,
-            transform=target.get_yaxis_transform(),
-            color=color,
-            fontsize=8,
-            ha=ha,
-            va="bottom",
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1},
-        )
+        elif panels.get(line.panel) is not None:
+            panels[line.panel].axhline(line.value, color=color, ls=DASH[line.series], lw=1.3)
     ax.set_ylabel("loss" + (" (log scale)" if data.log_y else ""))
     ax.set_title(data.title, fontsize=10.5)
     ax.grid(True, alpha=0.3, which="both")
@@ -619,10 +614,70 @@ def draw_curves(data: CurvePlotData) -> Any:
     )
     axes[-1][0].set_xlim(0, right + 0.1)
     fig.tight_layout()
+    for panel, target in panels.items():  # labels last: the y limits are final now
+        if target is not None:
+            _label_thresholds(target, [ln for ln in data.lines if ln.panel == panel])
+    _label_budgets(ax, data.lines)
     if data.diagnosis:  # below the axes; save_figure's tight bbox keeps it in the PNG
         text = "\n".join(textwrap.fill(line, 120) for line in data.diagnosis)
         fig.text(0.01, -0.01, text, fontsize=8.5, va="top", ha="left", color="darkred")
     return fig
+
+
+def _line_color(line: Line) -> str:
+    return "tab:green" if line.passed else "tab:red" if line.judged else "tab:gray"
+
+
+def budget_label_place(fractions: Sequence[float]) -> tuple[float, str]:
+    """(height, vertical alignment) of a vertical budget label: in the tallest stretch of
+    the axes that no horizontal threshold line crosses, from its edge (pure)."""
+    cuts = sorted([0.0, 1.0, *(min(max(f, 0.0), 1.0) for f in fractions)])
+    low, high = max(zip(cuts, cuts[1:], strict=False), key=lambda ab: ab[1] - ab[0])
+    if high >= 1.0:
+        return 0.98, "top"
+    if low <= 0.0:
+        return 0.02, "bottom"
+    return (low + high) / 2, "center"
+
+
+def _label_budgets(ax: Any, lines: Sequence[Line]) -> None:
+    """Each budget's label along its vertical line, clear of the threshold lines."""
+    at = [_axes_fraction(ax, ln.value) for ln in lines if ln.panel == "loss"]
+    y, va = budget_label_place(at)
+    for line in (ln for ln in lines if ln.panel == "x"):
+        ax.text(
+            line.value,
+            y,
+            f"{line.label} ",
+            transform=ax.get_xaxis_transform(),
+            color=_line_color(line),
+            fontsize=8,
+            rotation=90,
+            va=va,
+            ha="right",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.75, "pad": 1},
+        )
+
+
+def _label_thresholds(ax: Any, lines: Sequence[Line]) -> None:
+    """Each horizontal threshold's label in the right margin, at its height (nudged apart
+    from its neighbours, with a short leader back to the line)."""
+    at = [_axes_fraction(ax, line.value) for line in lines]
+    for line, y_line, y_text in zip(lines, at, spread_labels(at), strict=True):
+        color = _line_color(line)
+        ax.annotate(
+            line.label,
+            xy=(1.0, y_line),
+            xycoords="axes fraction",
+            xytext=(1.025, y_text),
+            textcoords="axes fraction",
+            color=color,
+            fontsize=8,
+            ha="left",
+            va="center",
+            annotation_clip=False,
+            arrowprops={"arrowstyle": "-", "color": color, "lw": 0.8, "shrinkA": 0, "shrinkB": 2},
+        )
 
 
 # --------------------------------------------------------------------------- files
