@@ -351,14 +351,14 @@ def rank_configs(
         key=lambda s: (sign * s.mean, s.config),  # type: ignore[operator]
     )
     # Group equal means (float noise aside), then order each group by the tie-break.
-    groups: list[list[ConfigSummary]] = []
+    ties: list[list[ConfigSummary]] = []
     for s in by_mean:
-        if groups and _same(groups[-1][0].mean, s.mean):
-            groups[-1].append(s)
+        if ties and _same(ties[-1][0].mean, s.mean):
+            ties[-1].append(s)
         else:
-            groups.append([s])
+            ties.append([s])
     out: list[ConfigSummary] = []
-    for g in groups:
+    for g in ties:
         g.sort(key=lambda s: (math.inf if s.secondary is None else s.secondary, s.config))
         first = len(out) + 1
         for s in g:
