@@ -45,11 +45,11 @@ def _check_not_other_run(path: Path, command: str) -> None:
 
     from lrtune.errors import ConfigError
 
-    result = path / "result.json"
-    if not result.is_file():
+    found = [path / n for n in ("result.json", "doctor.json") if (path / n).is_file()]
+    if not found:
         return
     try:
-        other = json.loads(result.read_text()).get("command")
+        other = json.loads(found[0].read_text()).get("command")
     except (ValueError, AttributeError):
         return
     if other and other != command:
