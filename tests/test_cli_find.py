@@ -55,6 +55,7 @@ def test_find_on_shipped_example_writes_every_file(tmp_path):
     for name in (
         "lr_find.png",
         "lr_find.csv",
+        "lr_find_median.csv",
         "result.json",
         "schedule.yaml",
         "schedule.py",

@@ -27,6 +27,18 @@ def curve_rows(result: Any) -> list[tuple[Any, ...]]:
     return rows
 
 
+MEDIAN_HEADER = ("step", "lr", "median_loss", "median_smoothed", "band_low", "band_high")
+
+
+def median_rows(result: Any) -> list[tuple[Any, ...]]:
+    """The median over repeats (and the min-max band of the smoothed loss), per step."""
+    lrs, raw, sm, lo, hi = result.aggregate()
+    return [
+        (i, float(lrs[i]), _num(raw[i]), _num(sm[i]), _num(lo[i]), _num(hi[i]))
+        for i in range(len(lrs))
+    ]
+
+
 def _num(x: Any) -> float | None:
     v = float(x)
     return v if v == v and abs(v) != float("inf") else None
@@ -44,6 +56,10 @@ def write_find_outputs(run_dir: Path, outcome: Any) -> dict[str, Any]:
         ),
         "data": str(write_csv(run_dir / "lr_find.csv", CSV_HEADER, curve_rows(result))),
     }
+    if len(result.curves) > 1:  # the curve the rules read and the plot draws
+        files["median"] = str(
+            write_csv(run_dir / "lr_find_median.csv", MEDIAN_HEADER, median_rows(result))
+        )
     if outcome.sweep is not None:
         name = "lr_find_wd.png" if outcome.sweep.param == "weight_decay" else "lr_find_momentum.png"
         task_name = Path(str(result.info.get("task", ""))).name
