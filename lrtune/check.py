@@ -625,7 +625,8 @@ def why_no_metric(task: Task) -> str:
     """Why a task's validation batches give no metric, in words (for one-line errors)."""
     if task.has_custom_step:
         what = (
-            "so lrtune cannot call metric(output, target) on its batches"
+            "and its step() returns only the loss: return (loss, output, target) from it so "
+            "lrtune can call metric(output, target)"
             if callable(getattr(task.module, "metric", None))
             else "so lrtune sees only the loss it returns, no (output, target) for a metric"
         )

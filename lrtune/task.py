@@ -169,11 +169,25 @@ class Task:
         return get_optimizer(name).build(params, lr, **kwargs)
 
     # -- per batch ----------------------------------------------------------
+    def step_outputs(self, model: nn.Module, batch: Any) -> tuple[Any, Any, Any]:
+        """(loss, output, target) of one batch; output/target are None when step() returns
+        only the loss. step() may return `loss` or `(loss, output, target)`; the second form
+        lets lrtune compute metric(output, target) on dict batches and custom models."""
+        step = self._fn("step")
+        if step is not None:
+            got = step(model, batch)
+            if isinstance(got, (tuple, list)) and len(got) == 3:
+                return got[0], got[1], got[2]
+            return got, None, None
+        x, y = split_batch(batch)
+        out = model(x)
+        return self.loss_of(out, y), out, y
+
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """The training loss on one batch: step(model, batch) or loss_fn(model(x), y)."""
         step = self._fn("step")
         if step is not None:
-            loss = step(model, batch)
+            loss = self.step_outputs(model, batch)[0]
         else:
             x, y = split_batch(batch)
             loss = self.loss_of(model(x), y)
@@ -217,13 +231,9 @@ class Task:
                     break
                 batch = to_device(batch, device)
                 bs = 1
-                if self.has_custom_step:
-                    loss = self.loss(model, batch)
-                    value = None
-                else:
-                    x, y = split_batch(batch)
-                    out = model(x)
-                    loss = self.loss_of(out, y)
+                loss, out, y = self.step_outputs(model, batch)
+                value = None
+                if y is not None:
                     bs = int(y.shape[0]) if isinstance(y, torch.Tensor) and y.dim() else 1
                     value = self.metric_of(out, y)
                 total_loss += loss.detach().double() * bs

@@ -464,7 +464,7 @@ def test_criteria_the_task_cannot_serve_exit_2(write_task, tiny_regression, tmp_
         str(write_config(tmp_path, dict_task, "lr: 0.01\nexpect:\n  val_metric_at_least: 0.5\n"))
     )
     assert res.exit_code == 2, res.output
-    assert "defines step(), so lrtune cannot call metric(output, target)" in res.stderr
+    assert "return (loss, output, target) from it so lrtune can call metric" in res.stderr
     assert "val_loss_below instead" in res.stderr and "(define metric" not in res.stderr
     res = invoke(
         str(write_config(tmp_path, tiny_regression, "lr: 0.1\nexpect:\n  no_divergence: true\n")),

@@ -766,7 +766,7 @@ def test_val_metric_with_a_custom_step_says_why_there_is_none(
     cfg = write_config(tmp_path / "s.yaml", task, search={"metric": "val_metric"})
     res = invoke("search", str(cfg), "--out", str(tmp_path / "run"))
     assert res.exit_code == 2, res.output
-    assert "defines step(), so lrtune cannot call metric(output, target)" in res.stderr
+    assert "return (loss, output, target) from it so lrtune can call metric" in res.stderr
     assert "use metric: val_loss" in res.stderr
 
 

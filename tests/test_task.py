@@ -140,3 +140,33 @@ batch_size = 4
     assert isinstance(t.build_optimizer(m.parameters(), 1e-3), torch.optim.Adam)
     assert t.loss(m, t.first_batch()).dim() == 0
     assert len(t.train_loader()) == 4
+
+
+def test_step_may_return_loss_output_target_for_the_metric(write_task):
+    path = write_task(
+        GOOD_HEAD
+        + """
+from torch.utils.data import Dataset
+class D(Dataset):
+    def __len__(self): return 32
+    def __getitem__(self, i): return {"x": torch.randn(3), "y": torch.tensor(i % 2)}
+def model():
+    return nn.Linear(3, 2)
+def train_data():
+    return D()
+def val_data():
+    return D()
+def step(model, batch):
+    out = model(batch["x"])
+    return nn.functional.cross_entropy(out, batch["y"]), out, batch["y"]
+def metric(output, target):
+    return 0.25
+batch_size = 8
+""",
+        "dict_metric",
+    )
+    t = load_task(path)
+    m = t.build_model()
+    assert t.loss(m, t.first_batch()).dim() == 0
+    loss, metric = t.evaluate(m, t.val_loader(), torch.device("cpu"))
+    assert loss > 0 and metric == 0.25
