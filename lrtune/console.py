@@ -119,7 +119,7 @@ class ProgressSink:
     def __call__(self, done: int, total: int | None = None, status: str = "") -> None:
         if total is not None:
             self.total = max(int(total), 1)
-        if self._progress is not None:
+        if self._progress is not None and self._task_id is not None:
             self._progress.update(self._task_id, completed=done, total=self.total, status=status)
             return
         if self.console.quiet:

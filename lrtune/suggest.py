@@ -40,7 +40,10 @@ class RuleInfo:
 
 
 def prepare_curve(
-    lrs: Sequence[float], losses: Sequence[float], skip_start: float = 0.1, skip_end: int = 0
+    lrs: Sequence[float] | np.ndarray,
+    losses: Sequence[float] | np.ndarray,
+    skip_start: float = 0.1,
+    skip_end: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut the curve to the part rules should read.
 

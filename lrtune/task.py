@@ -121,7 +121,7 @@ class Task:
         if isinstance(data, DataLoader):
             loader = data
         elif isinstance(data, Dataset):
-            if hasattr(data, "__len__") and len(data) == 0:  # type: ignore[arg-type]
+            if hasattr(data, "__len__") and len(data) == 0:
                 raise TaskError(f"{self.path}: {name}() is empty (0 examples)")
             bs = int(batch_size or self.batch_size)
             is_iterable = isinstance(data, IterableDataset)

@@ -176,10 +176,10 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
             (sw.param, "min loss", "lr at min", "suggested lr", ""),
             rows,
         )
-    rows = []
+    rule_rows: list[tuple[str, ...]] = []
     for rule, lr in result.suggestions.items():
         spread = result.spread(rule)
-        rows.append(
+        rule_rows.append(
             (
                 rule,
                 _lr(lr),
@@ -187,7 +187,7 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
                 "<- suggested" if rule == result.rule else "",
             )
         )
-    console.table("Suggested learning rates", ("rule", "lr", "spread over runs", ""), rows)
+    console.table("Suggested learning rates", ("rule", "lr", "spread over runs", ""), rule_rows)
     c0 = result.curves[0]
     stops = {
         "end": "reached --end-lr",

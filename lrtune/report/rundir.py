@@ -68,7 +68,8 @@ def _atomic(path: Path, write: Any, mode: str = "w") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as fh:
+        newline = None if "b" in mode else ""
+        with os.fdopen(fd, mode, newline=newline) as fh:
             write(fh)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are for sharing
         os.replace(tmp, path)

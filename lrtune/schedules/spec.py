@@ -422,7 +422,8 @@ def run_warnings(spec: Mapping[str, Any] | str, steps_per_epoch: int, epochs: in
     if p.info.name == "cosine_warm_restarts":
         t_cur, t_i = restart_position(length - 1, p.params["T_0"], p.params["T_mult"])
         if (t_cur + 1) / t_i < 0.8:
-            ends, total, cycle = [], 0, p.params["T_0"]
+            ends: list[int] = []
+            total, cycle = 0, p.params["T_0"]
             while total + cycle <= 4 * length and len(ends) < 4:
                 total += cycle
                 ends.append(total)
