@@ -95,6 +95,7 @@ class ProgressSink:
         self._last_plain = 0.0
         self._progress = None
         self._task_id = None
+        self._pending: tuple[int, str] | None = None
         if not console.quiet and not console.plain:
             from rich.progress import (
                 BarColumn,
@@ -124,13 +125,20 @@ class ProgressSink:
             return
         if self.console.quiet:
             return
+        self._pending = (done, status)
         now = time.monotonic()
         if now - self._last_plain >= 5.0 or done >= self.total:
             self._last_plain = now
-            extra = f" {status}" if status else ""
-            self.console.info(f"{self.description}: {done}/{self.total}{extra}")
+            self._print(done, status)
+
+    def _print(self, done: int, status: str) -> None:
+        extra = f" {status}" if status else ""
+        self.console.info(f"{self.description}: {done}/{self.total}{extra}")
+        self._pending = None
 
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+        elif self._pending is not None:  # plain mode: the last state, if not printed yet
+            self._print(*self._pending)
