@@ -37,9 +37,10 @@ class RunFailed(LrtuneError):
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ' (did you mean 'x'?)' when a close match exists, else ''."""
-    match = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
+    """Return ' (did you mean 'x'?)' when a close match exists (case-insensitive), else ''."""
+    lowered = {str(c).lower(): str(c) for c in choices}
+    match = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[match[0]]}'?)" if match else ""
 
 
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> str:

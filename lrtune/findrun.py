@@ -125,7 +125,7 @@ class FindOutcome:
 
 
 def _optimizer_params(
-    o: FindOptions, task: Task, param: str | None = None, value: float | None = None
+    o: FindOptions, param: str | None = None, value: float | None = None
 ) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if o.weight_decay is not None:
@@ -165,7 +165,7 @@ def run_find(task: Task, o: FindOptions, progress: Any = None) -> FindOutcome:
             val_every=o.val_every,
             val_batches=o.val_batches,
             optimizer=o.optimizer,
-            optimizer_params=_optimizer_params(o, task, param, value),
+            optimizer_params=_optimizer_params(o, param, value),
             batch_size=o.batch_size,
             device=o.device,
             seed=o.seed,

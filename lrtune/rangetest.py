@@ -24,8 +24,16 @@ import torch
 from torch import nn
 
 from lrtune.errors import ConfigError, LrtuneError, TaskError
+from lrtune.optim import optimizer_family
 from lrtune.runtime import resolve_device, seed_everything, state_checksum, to_device
-from lrtune.suggest import HEADLINE_RULE, MIN_POINTS, RULES, get_rule, prepare_curve
+from lrtune.suggest import (
+    HEADLINE_RULE,
+    MIN_POINTS,
+    RULES,
+    geometric_median,
+    get_rule,
+    prepare_curve,
+)
 from lrtune.task import infinite
 
 Progress = Callable[..., None]
@@ -579,7 +587,7 @@ def build_result(
         end = len(agg_lrs) - (1 if diverged else 0)
         if any(c.val_lrs is not None for c in curves):
             # val mode: median of per-repeat suggestions (val points are sparse)
-            suggestions = {name: _geo_median(vals) for name, vals in per_repeat.items()}
+            suggestions = {name: geometric_median(vals) for name, vals in per_repeat.items()}
         else:
             lr, loss = prepare_curve(agg_lrs[:end], agg_sm[:end])
             suggestions = {
@@ -610,11 +618,6 @@ def build_result(
             "lowest near the start of the range): dropped; lower --start-lr to see more"
         )
     return result
-
-
-def _geo_median(vals: Sequence[float | None]) -> float | None:
-    v = [x for x in vals if x]
-    return float(np.exp(np.median(np.log(v)))) if v else None
 
 
 def guard_warnings(result: RangeTestResult) -> list[str]:
@@ -749,14 +752,8 @@ def find_lr(
             "seed": seed,
         }
     )
-    result.info["optimizer_family"] = _family(opt)
+    result.info["optimizer_family"] = optimizer_family(opt)
     return result
-
-
-def _family(opt: torch.optim.Optimizer) -> str:
-    from lrtune.optim import optimizer_family
-
-    return optimizer_family(opt)
 
 
 def _len_or_none(loader: Any) -> int | None:

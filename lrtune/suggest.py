@@ -126,6 +126,12 @@ def slide(lrs: np.ndarray, losses: np.ndarray) -> float | None:
     return float(best)
 
 
+def geometric_median(values: Sequence[float | None]) -> float | None:
+    """Median in log space of the positive values (None when there are none)."""
+    vals = [v for v in values if v is not None and v > 0]
+    return float(np.exp(np.median(np.log(vals)))) if vals else None
+
+
 def consensus(lrs: np.ndarray, losses: np.ndarray) -> float | None:
     """Geometric median of steepest, valley and minimum: robust to any one rule misfiring.
 
@@ -133,11 +139,7 @@ def consensus(lrs: np.ndarray, losses: np.ndarray) -> float | None:
     a blow-up, or to early noise; valley starts on a long plateau; the minimum of a flat,
     noisy bottom wanders); they rarely misfire the same way at once, so the middle one holds.
     """
-    picks = [r(lrs, losses) for r in (steepest, valley, minimum)]
-    vals = [p for p in picks if p is not None and p > 0]
-    if not vals:
-        return None
-    return float(np.exp(np.median(np.log(vals))))
+    return geometric_median([r(lrs, losses) for r in (steepest, valley, minimum)])
 
 
 def edge(lrs: np.ndarray, losses: np.ndarray) -> float | None:

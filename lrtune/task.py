@@ -8,7 +8,6 @@ defaults here, once.
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -357,8 +356,3 @@ def user_line(exc: BaseException, path: Path) -> str:
         if frame.filename and str(Path(frame.filename).resolve()) == resolved:
             line = f":{frame.lineno}"
     return line
-
-
-def is_finite(x: float) -> bool:
-    """True for a finite float."""
-    return math.isfinite(x)

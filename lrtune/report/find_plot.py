@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from lrtune.suggest import geometric_median
+
 MARKERS = {
     "valley": ("o", "#d62728"),
     "steepest": ("v", "#2ca02c"),
@@ -66,8 +68,8 @@ def lr_find_plot_data(result: Any, chosen_range: tuple[float, float] | None = No
     diverged = None
     diverged_label = ""
     dvs = [c.diverged_lr for c in result.curves if c.diverged_lr]
-    if dvs and len(lrs):
-        dv = float(np.exp(np.median(np.log(dvs))))
+    dv = geometric_median(dvs)
+    if dv is not None and len(lrs):
         diverged = (dv, _loss_at(lrs, sm, dv))
         n = len(result.curves)
         diverged_label = "diverged" if n == 1 else f"diverged ({len(dvs)} of {n} runs)"

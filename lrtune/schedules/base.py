@@ -10,13 +10,12 @@ disagree. Nothing here imports torch.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lrtune.config import as_float
-from lrtune.errors import ConfigError
+from lrtune.errors import ConfigError, did_you_mean
 
 INTERVALS = ("epoch", "step")
 
@@ -33,13 +32,6 @@ class _Marker:
 
 REQUIRED = _Marker("REQUIRED")  # the user must give it
 DERIVED = _Marker("DERIVED")  # filled from the run length (or the base LR) when absent
-
-
-def closest(name: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' using a case-insensitive match, else ''."""
-    lowered = {c.lower(): c for c in choices}
-    match = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean '{lowered[match[0]]}'?)" if match else ""
 
 
 def fmt_number(value: Any) -> str:
@@ -141,7 +133,7 @@ class Param:
             if value not in self.choices:
                 raise ConfigError(
                     f"{what} must be one of {', '.join(self.choices)}, got {value!r}"
-                    f"{closest(str(value), self.choices)}"
+                    f"{did_you_mean(str(value), self.choices)}"
                 )
             return value
         elif self.kind == "int_list":

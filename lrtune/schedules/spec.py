@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from lrtune.config import as_float
-from lrtune.errors import ConfigError
-from lrtune.schedules.base import DERIVED, INTERVALS, REQUIRED, Param, ScheduleInfo, closest
+from lrtune.errors import ConfigError, did_you_mean
+from lrtune.schedules.base import DERIVED, INTERVALS, REQUIRED, Param, ScheduleInfo
 from lrtune.schedules.registry import REGISTRY, restart_position
 
 DEFAULT_WARMUP_START = 0.01  # LR multiplier at the first warmup step
@@ -67,7 +67,7 @@ def get_schedule(name: Any) -> ScheduleInfo:
     if key not in REGISTRY:
         valid = list(REGISTRY)
         raise ConfigError(
-            f"unknown schedule '{name}'{closest(str(name), valid + list(ALIASES))}; "
+            f"unknown schedule '{name}'{did_you_mean(str(name), valid + list(ALIASES))}; "
             f"valid: {', '.join(valid)}"
         )
     return REGISTRY[key]
@@ -90,7 +90,7 @@ def _check_warmup(warmup: Any, where: str) -> dict[str, Any]:
     for key in warmup:
         if key not in WARMUP_KEYS:
             raise ConfigError(
-                f"{where}: unknown warmup key '{key}'{closest(str(key), WARMUP_KEYS)}; "
+                f"{where}: unknown warmup key '{key}'{did_you_mean(str(key), WARMUP_KEYS)}; "
                 f"valid: {', '.join(WARMUP_KEYS)}"
             )
     given = [k for k in ("epochs", "steps") if warmup.get(k) is not None]
@@ -142,7 +142,7 @@ def validate(spec: Mapping[str, Any] | str) -> dict[str, Any]:
     for key in spec:
         if key != "name" and key not in allowed:
             raise ConfigError(
-                f"{where}: unknown parameter '{key}'{closest(str(key), allowed)}; "
+                f"{where}: unknown parameter '{key}'{did_you_mean(str(key), allowed)}; "
                 f"valid: {', '.join(allowed)}"
             )
     interval = spec.get("interval")
@@ -151,7 +151,7 @@ def validate(spec: Mapping[str, Any] | str) -> dict[str, Any]:
     if interval not in INTERVALS:
         raise ConfigError(
             f"{where}: 'interval' must be 'epoch' or 'step', got {interval!r}"
-            f"{closest(str(interval), INTERVALS)}"
+            f"{did_you_mean(str(interval), INTERVALS)}"
         )
     if interval == "step" and info.epoch_only:
         raise ConfigError(f"{where}: needs interval: epoch ({info.epoch_only})")
