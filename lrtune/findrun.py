@@ -10,7 +10,13 @@ from typing import Any
 
 from lrtune.errors import ConfigError
 from lrtune.plan import LrPlan, plan
-from lrtune.rangetest import DEFAULT_REPEATS, RangeTestResult, find_lr
+from lrtune.rangetest import (
+    DEFAULT_MAX_REPEATS,
+    DEFAULT_REPEATS,
+    RangeTestResult,
+    find_lr,
+    repeat_range,
+)
 from lrtune.suggest import HEADLINE_RULE
 from lrtune.sweep import SweepResult, parse_values, sweep
 from lrtune.task import Task
@@ -26,7 +32,8 @@ class FindOptions:
     mode: str = "exp"
     smooth: float = 0.05
     diverge: float = 4.0
-    repeats: int = DEFAULT_REPEATS
+    repeats: int | str = DEFAULT_REPEATS
+    max_repeats: int = DEFAULT_MAX_REPEATS
     rule: str = HEADLINE_RULE
     optimizer: str = "sgd"
     weight_decay: float | None = None
@@ -51,6 +58,8 @@ class FindOptions:
         kw = {k: v for k, v in o.items() if k in names}
         if kw.get("rule") is None:
             kw["rule"] = HEADLINE_RULE
+        if isinstance(kw.get("repeats"), str) and kw["repeats"].strip().isdigit():
+            kw["repeats"] = int(kw["repeats"])
         return cls(**kw)
 
     def __post_init__(self) -> None:
@@ -74,8 +83,10 @@ class FindOptions:
         )
         get_rule(self.rule)
         get_optimizer(self.optimizer)
-        if self.repeats < 1:
-            raise ConfigError(f"--repeats must be >= 1, got {self.repeats!r}")
+        try:
+            repeat_range(self.repeats, self.max_repeats)
+        except ConfigError as exc:
+            raise ConfigError(f"--{exc}".replace("_", "-", 1)) from None
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs!r}")
         if self.wd_values and self.momentum_values:
@@ -87,8 +98,9 @@ class FindOptions:
 
     @property
     def total_steps(self) -> int:
-        """Steps the progress bar counts (all repeats, all sweep values)."""
-        n = self.steps * self.repeats
+        """Steps the progress bar counts at the start (the fewest repeats, all sweep values);
+        the bar grows when "auto" adds repeats."""
+        n = self.steps * repeat_range(self.repeats, self.max_repeats)[0]
         for values in (self.wd_values, self.momentum_values):
             if values:
                 n *= max(1, len(values.split(",")))
@@ -144,13 +156,20 @@ def _optimizer_params(
 
 def run_find(task: Task, o: FindOptions, progress: Any = None) -> FindOutcome:
     """Run the range test (or a weight-decay / momentum sweep of them) and plan the LR."""
-    done = {"base": 0}
+    low = repeat_range(o.repeats, o.max_repeats)[0]
+    tests = o.total_steps // (o.steps * low)  # range tests to run: 1, or one per sweep value
+    state = {"base": 0, "started": 0, "current": o.steps * low}
 
     def bar(n: int, total: int | None = None, status: str = "") -> None:
+        if total is not None:  # grows when "auto" adds a repeat
+            state["current"] = total
         if progress is not None:
-            progress(done["base"] + n, o.total_steps, status)
+            left = (tests - state["started"]) * o.steps * low
+            progress(state["base"] + n, state["base"] + state["current"] + left, status)
 
     def one(param: str | None = None, value: float | None = None) -> RangeTestResult:
+        state["started"] += 1
+        state["current"] = o.steps * low
         res = find_lr(
             task,
             start_lr=o.start_lr,
@@ -170,10 +189,12 @@ def run_find(task: Task, o: FindOptions, progress: Any = None) -> FindOutcome:
             device=o.device,
             seed=o.seed,
             repeats=o.repeats,
+            max_repeats=o.max_repeats,
             rule=o.rule,
             progress=bar,
         )
-        done["base"] += o.steps * o.repeats
+        state["base"] += o.steps * len(res.curves)
+        state["current"] = 0
         return res
 
     sw = None

@@ -30,7 +30,8 @@ from lrtune.suggest import (
     HEADLINE_RULE,
     MIN_POINTS,
     RULES,
-    geometric_median,
+    Combined,
+    combine,
     get_rule,
     prepare_curve,
 )
@@ -40,7 +41,14 @@ Progress = Callable[..., None]
 LossFn = Callable[[nn.Module, Any], torch.Tensor]
 
 MODES = ("exp", "linear")
-DEFAULT_REPEATS = 3  # benchmarks/suggest_quality.py: median-of-3 halves the outlier rate
+# Repeats (benchmarks/suggest_quality.py): "auto" runs AUTO_MIN_REPEATS range tests, each
+# with its own model initialisation and data order, and adds more (up to max_repeats) while
+# the headline's standard error is above TARGET_SE decades. Clean curves stop at 3; noisy
+# ones (small-batch regression) take more, which is what keeps the answer stable across runs.
+DEFAULT_REPEATS = "auto"
+AUTO_MIN_REPEATS = 3
+DEFAULT_MAX_REPEATS = 10
+TARGET_SE = 0.08  # log10 units: a ~95% interval of about lr/1.45 .. lr*1.45
 AMP_MODES = ("bf16", "fp16")
 
 
@@ -218,15 +226,25 @@ class RangeTestResult:
         vals = [v for v in self.per_repeat.get(rule or self.rule, []) if v]
         return max(vals) / min(vals) if len(vals) >= 2 else None
 
+    def combined(self, rule: str | None = None) -> Combined:
+        """A rule's per-repeat suggestions combined (its lr, standard error, outliers)."""
+        return combine(self.per_repeat.get(rule or self.rule, []))
+
+    def uncertainty(self, rule: str | None = None) -> float | None:
+        """The ~95% interval of a rule's suggestion as a factor (lr / f .. lr * f)."""
+        if self.suggestions.get(rule or self.rule) is None:
+            return None
+        return self.combined(rule).uncertainty
+
     @property
     def confidence(self) -> str:
-        """'high' | 'medium' | 'low' from the headline's spread across repeats; 'unknown' for 1."""
-        s = self.spread()
+        """'high' | 'medium' | 'low' from the headline's uncertainty; 'unknown' with one repeat."""
         if self.lr is None:
             return "none"
-        if s is None:
+        f = self.uncertainty()
+        if f is None:
             return "unknown"
-        return "high" if s <= 1.5 else "medium" if s <= 3.0 else "low"
+        return "high" if f <= 1.5 else "medium" if f <= 2.5 else "low"
 
     @property
     def identical(self) -> bool:
@@ -257,12 +275,17 @@ class RangeTestResult:
                 "rule": self.rule,
                 "lr": self.lr,
                 "confidence": self.confidence,
+                "uncertainty": self.uncertainty(),
+                "interval": self._interval(),
                 "spread": self.spread(),
+                "repeats": len(self.curves),
+                "outliers": list(self.combined().outliers),
             },
             "suggestions": {
                 name: {
                     "lr": self.suggestions.get(name),
                     "per_repeat": self.per_repeat.get(name, []),
+                    "uncertainty": self.uncertainty(name),
                     "spread": self.spread(name),
                     "description": RULES[name].description,
                 }
@@ -284,6 +307,10 @@ class RangeTestResult:
             },
             **self.info,
         }
+
+    def _interval(self) -> list[float] | None:
+        f = self.uncertainty()
+        return None if f is None or self.lr is None else [self.lr / f, self.lr * f]
 
     def plot(self, path: str | Path | None = None) -> Any:
         """Draw the loss-vs-LR figure; save it as PNG when `path` is given. Returns the Figure."""
@@ -406,19 +433,26 @@ class RangeTest:
         settings: RangeTestSettings | None = None,
         *,
         seed: int = 0,
-        repeats: int = DEFAULT_REPEATS,
+        repeats: int | str = DEFAULT_REPEATS,
+        max_repeats: int = DEFAULT_MAX_REPEATS,
         rule: str = HEADLINE_RULE,
         progress: Progress | None = None,
+        reinit: Callable[[int], None] | None = None,
     ) -> RangeTestResult:
-        """Run `repeats` range tests (seeds seed, seed+1, ...), restoring state between them.
+        """Run range tests (seeds seed, seed+1, ...), restoring state between them.
+
+        `repeats` is a count, or "auto": AUTO_MIN_REPEATS tests, then one more at a time,
+        up to `max_repeats`, while the headline's standard error is above TARGET_SE.
+        `reinit(seed)`, when given, re-initialises the model's weights before each repeat
+        after the first (find_lr rebuilds the task's model from that seed); without it the
+        repeats differ in data order only.
 
         Returns:
             The result, with suggestions from every rule and the headline from `rule`.
         """
         settings = settings or RangeTestSettings()
         get_rule(rule)
-        if repeats < 1:
-            raise ConfigError(f"repeats must be >= 1, got {repeats!r}")
+        low, high = repeat_range(repeats, max_repeats)
         if settings.val_every and self.val_loader is None:
             raise ConfigError("val_every needs validation data (define val_data() in the task)")
         scaler = self.scaler
@@ -428,15 +462,22 @@ class RangeTest:
         before = state_checksum(self.model)
         snapshot = _Snapshot(self.model, self.optimizer, scaler)
         curves: list[Curve] = []
+        planned = low
         try:
             self.model.to(self.device)
-            for r in range(repeats):
-                curve = self._one(settings, seed + r, scaler, progress, r, repeats)
+            while len(curves) < planned:
+                r = len(curves)
+                if r and reinit is not None:
+                    reinit(seed + r)
+                    self.model.to(self.device)
+                curve = self._one(settings, seed + r, scaler, progress, r, planned)
                 curves.append(curve)
                 snapshot.restore()
                 self.model.to(self.device)
                 if curve.stop_reason == "interrupted":
                     break
+                if len(curves) == planned < high and _needs_more(curves, rule):
+                    planned += 1
         finally:
             snapshot.restore()
         after = state_checksum(self.model)
@@ -572,28 +613,11 @@ def build_result(
     after: str,
     seconds: float,
 ) -> RangeTestResult:
-    """Apply every rule to each repeat and to the median curve; add the guards' warnings."""
-    per_repeat: dict[str, list[float | None]] = {name: [] for name in RULES}
-    for c in curves:
-        lr, loss = c.usable()
-        for name, info in RULES.items():
-            per_repeat[name].append(info.fn(lr, loss) if len(lr) >= MIN_POINTS else None)
-    suggestions: dict[str, float | None]
-    if len(curves) == 1:
-        suggestions = {name: vals[0] for name, vals in per_repeat.items()}
-    else:
-        agg_lrs, _, agg_sm, _, _ = aggregate_curves(curves)
-        diverged = any(c.stop_reason in ("diverged", "nan") for c in curves)
-        end = len(agg_lrs) - (1 if diverged else 0)
-        if any(c.val_lrs is not None for c in curves):
-            # val mode: median of per-repeat suggestions (val points are sparse)
-            suggestions = {name: geometric_median(vals) for name, vals in per_repeat.items()}
-        else:
-            lr, loss = prepare_curve(agg_lrs[:end], agg_sm[:end])
-            suggestions = {
-                name: (info.fn(lr, loss) if len(lr) >= MIN_POINTS else None)
-                for name, info in RULES.items()
-            }
+    """Apply every rule to each repeat, combine them over repeats; add the guards' warnings."""
+    per_repeat: dict[str, list[float | None]] = {
+        name: [_rule_on(c, name) for c in curves] for name in RULES
+    }
+    suggestions = {name: combine(vals).lr for name, vals in per_repeat.items()}
     interrupted = any(c.stop_reason == "interrupted" for c in curves)
     below = sorted(n for n, v in suggestions.items() if v is not None and v < settings.start_lr)
     for name in below:  # e.g. minimum/10 when the loss was lowest at the very start
@@ -618,6 +642,39 @@ def build_result(
             "lowest near the start of the range): dropped; lower --start-lr to see more"
         )
     return result
+
+
+def repeat_range(repeats: int | str, max_repeats: int = DEFAULT_MAX_REPEATS) -> tuple[int, int]:
+    """(fewest, most) range tests for a `repeats` setting: a count, or "auto".
+
+    Raises:
+        ConfigError: not "auto" nor a count >= 1, or max_repeats < 1.
+    """
+    if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
+        raise ConfigError(f"max_repeats must be an integer >= 1, got {max_repeats!r}")
+    if repeats == "auto":
+        return min(AUTO_MIN_REPEATS, max_repeats), max_repeats
+    try:
+        n = int(repeats)
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(repeats, bool) or n < 1 or str(n) != str(repeats).strip():
+        raise ConfigError(f"repeats must be 'auto' or an integer >= 1, got {repeats!r}")
+    return n, n
+
+
+def _rule_on(curve: Curve, rule: str) -> float | None:
+    """One rule's suggestion from one repeat's curve (None when it is too short)."""
+    lr, loss = curve.usable()
+    return RULES[rule].fn(lr, loss) if len(lr) >= MIN_POINTS else None
+
+
+def _needs_more(curves: Sequence[Curve], rule: str) -> bool:
+    """True while the headline over these repeats is not yet known to TARGET_SE."""
+    c = combine([_rule_on(cv, rule) for cv in curves])
+    if c.lr is None:
+        return False  # no repeat suggests anything: more of the same will not help
+    return c.se is None or c.se > TARGET_SE
 
 
 def guard_warnings(result: RangeTestResult) -> list[str]:
@@ -690,14 +747,16 @@ def find_lr(
     batch_size: int | None = None,
     device: str = "auto",
     seed: int = 0,
-    repeats: int = DEFAULT_REPEATS,
+    repeats: int | str = DEFAULT_REPEATS,
+    max_repeats: int = DEFAULT_MAX_REPEATS,
     rule: str = HEADLINE_RULE,
     progress: Progress | None = None,
 ) -> RangeTestResult:
     """Run the LR range test on a task file (or a loaded Task).
 
-    Builds the model and optimizer from the task (seeded), runs `repeats` tests and
-    returns the result; see RangeTestSettings for the meaning of each knob.
+    Builds the model and optimizer from the task (seeded); repeat r starts from the
+    task's model built with seed + r and sees the data in that seed's order (see
+    RangeTest.run for `repeats`). See RangeTestSettings for the meaning of each knob.
 
     Raises:
         TaskError: the task file is broken.
@@ -726,8 +785,21 @@ def find_lr(
     val_loader = t.val_loader(batch_size) if val_every else None
     loader = t.train_loader(batch_size)
     rt = RangeTest(model, opt, loader, t.loss, val_loader, dev)
+
+    def reinit(s: int) -> None:  # each repeat samples the initialisation too
+        seed_everything(s)
+        model.load_state_dict(t.build_model().state_dict())
+
     try:
-        result = rt.run(settings, seed=seed, repeats=repeats, rule=rule, progress=progress)
+        result = rt.run(
+            settings,
+            seed=seed,
+            repeats=repeats,
+            max_repeats=max_repeats,
+            rule=rule,
+            progress=progress,
+            reinit=reinit,
+        )
     except LrtuneError:
         raise
     except Exception as exc:  # the user's model, loss or data raised: one line, exit 2

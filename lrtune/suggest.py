@@ -28,6 +28,7 @@ Rule = Callable[[np.ndarray, np.ndarray], "float | None"]
 
 MIN_POINTS = 8  # fewer usable points than this and no rule is trusted
 FLAT = 1e-6  # a curve whose range is below this share of its level is flat: no suggestion
+OUTLIER_DECADES = 1.0  # a repeat's suggestion this far (log10) from their median is left out
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,45 @@ def geometric_median(values: Sequence[float | None]) -> float | None:
     """Median in log space of the positive values (None when there are none)."""
     vals = [v for v in values if v is not None and v > 0]
     return float(np.exp(np.median(np.log(vals)))) if vals else None
+
+
+@dataclass(frozen=True)
+class Combined:
+    """One rule's suggestions over repeats, combined: the geometric mean of the inliers.
+
+    `se` is the standard error of log10(lr) over the inliers (None with fewer than two), the
+    number `lrtune find` drives down by adding repeats; `outliers` are the suggestions left
+    out for being more than OUTLIER_DECADES from the median (a repeat whose curve misled the
+    rule, e.g. early noise read as the steepest drop).
+    """
+
+    lr: float | None
+    se: float | None
+    used: int
+    outliers: tuple[float, ...] = ()
+
+    @property
+    def uncertainty(self) -> float | None:
+        """The lr's ~95% interval as a factor: the truth is within lr / f .. lr * f."""
+        return None if self.se is None else float(10 ** (2.0 * self.se))
+
+
+def combine(values: Sequence[float | None]) -> Combined:
+    """Combine per-repeat suggestions: geometric mean after leaving out far outliers.
+
+    Each repeat of a range test has its own model initialisation and data order, so its
+    suggestion is an independent draw; averaging them in log space is what shrinks the
+    run-to-run spread (benchmarks/suggest_quality.py: lower than reading the median curve).
+    """
+    vals = [float(v) for v in values if v is not None and v > 0 and np.isfinite(v)]
+    if not vals:
+        return Combined(None, None, 0)
+    x = np.log10(vals)
+    keep = np.abs(x - np.median(x)) <= OUTLIER_DECADES
+    k = x[keep]
+    se = float(np.std(k, ddof=1) / np.sqrt(len(k))) if len(k) >= 2 else None
+    outliers = tuple(v for v, kept in zip(vals, keep) if not kept)
+    return Combined(float(10 ** np.mean(k)), se, len(k), outliers)
 
 
 def consensus(lrs: np.ndarray, losses: np.ndarray) -> float | None:

@@ -47,10 +47,17 @@ from lrtune.cli.options import (
 )
 @click.option(
     "--repeats",
-    type=int,
-    default=3,
+    default="auto",
     show_default=True,
-    help="Range tests with different seeds: median curve, band, spread, confidence.",
+    help="Range tests, each with its own seed (init and data order): 'auto' runs 3 and adds "
+    "more while their suggestions disagree; a number runs exactly that many.",
+)
+@click.option(
+    "--max-repeats",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Most range tests --repeats auto may run.",
 )
 @click.option(
     "--suggest",
@@ -178,16 +185,21 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
         )
     rule_rows: list[tuple[str, ...]] = []
     for rule, lr in result.suggestions.items():
-        spread = result.spread(rule)
+        spread, unc = result.spread(rule), result.uncertainty(rule)
         rule_rows.append(
             (
                 rule,
                 _lr(lr),
+                f"{lr / unc:.2g} .. {lr * unc:.2g}" if unc and lr else "-",
                 f"{spread:.2f}x" if spread else "-",
                 "<- suggested" if rule == result.rule else "",
             )
         )
-    console.table("Suggested learning rates", ("rule", "lr", "spread over runs", ""), rule_rows)
+    console.table(
+        f"Suggested learning rates ({len(result.curves)} range tests)",
+        ("rule", "lr", "95% interval", "max/min", ""),
+        rule_rows,
+    )
     c0 = result.curves[0]
     stops = {
         "end": "reached --end-lr",
@@ -206,7 +218,14 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
     )
     if result.lr is None:
         return "no suggestion: see the warnings and lr_find.png"
-    line = f"suggested lr: {result.lr:.3g} ({result.rule}, confidence {result.confidence})"
+    unc = result.uncertainty()
+    n = len(result.curves)
+    within = (
+        f"; 95% interval {result.lr / unc:.2g} .. {result.lr * unc:.2g} over {n} runs"
+        if unc
+        else ""
+    )
+    line = f"suggested lr: {result.lr:.3g} ({result.rule}{within}; confidence {result.confidence})"
     p = outcome.plan
     if p is not None and p.target == "onecycle":
         line += f"; onecycle max_lr {p.high:.3g}, starting at {p.low:.3g}"

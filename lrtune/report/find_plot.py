@@ -45,6 +45,7 @@ class FindPlotData:
     chosen_range: tuple[float, float] | None
     ylabel: str
     note: str
+    interval: tuple[float, float] | None = None  # the headline's ~95% interval over repeats
 
 
 def _loss_at(lrs: np.ndarray, losses: np.ndarray, lr: float) -> float:
@@ -92,8 +93,15 @@ def lr_find_plot_data(result: Any, chosen_range: tuple[float, float] | None = No
     rep = f", median of {n_rep} runs" if n_rep > 1 else ""
     title = f"LR range test: {name} ({what}, {s.steps} steps, {s.mode} ramp{rep})"
     headline = next((m for m in marks if m.headline), None)
+    unc = result.uncertainty() if headline else None
+    interval = (headline.lr / unc, headline.lr * unc) if headline and unc else None
     note = (
         f"suggested lr = {headline.lr:.2e} ({headline.rule})"
+        + (
+            f"\n95% interval {interval[0]:.2g} .. {interval[1]:.2g} over {n_rep} runs"
+            if interval
+            else ""
+        )
         if headline
         else "no suggestion (see warnings)"
     )
@@ -111,6 +119,7 @@ def lr_find_plot_data(result: Any, chosen_range: tuple[float, float] | None = No
         chosen_range=chosen_range,
         ylabel="training loss" + (" (rules read the validation loss)" if val_mode else ""),
         note=note,
+        interval=interval,
     )
 
 
@@ -146,6 +155,10 @@ def draw_lr_find(d: FindPlotData) -> Any:
         )
         if m.headline:
             ax.axvline(m.lr, color=color, ls=":", lw=1.2, alpha=0.8)
+            if d.interval is not None:  # how far the runs let the headline move
+                ax.plot(d.interval, [m.loss, m.loss], color=color, lw=2.5, alpha=0.9, zorder=5)
+                for end in d.interval:
+                    ax.plot([end], [m.loss], marker="|", color=color, ms=12, zorder=5)
             ax.annotate(
                 f"{m.lr:.1e}",
                 (m.lr, m.loss),
