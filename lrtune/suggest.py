@@ -166,6 +166,8 @@ def combine(values: Sequence[float | None]) -> Combined:
         return Combined(None, None, 0)
     x = np.log10(vals)
     keep = np.abs(x - np.median(x)) <= OUTLIER_DECADES
+    if not keep.any():  # an even count split far apart: no majority to call the rest outliers
+        keep[:] = True
     k = x[keep]
     se = float(np.std(k, ddof=1) / np.sqrt(len(k))) if len(k) >= 2 else None
     outliers = tuple(v for v, kept in zip(vals, keep) if not kept)

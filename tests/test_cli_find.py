@@ -68,6 +68,13 @@ def test_find_on_shipped_example_writes_every_file(tmp_path):
     assert saved["schema_version"] == 1
     assert saved["weights"]["restored"] is True
     assert saved["headline"]["lr"] > 0
+    # --repeats auto (the default): at least 3 runs, each its own seed; the headline's
+    # interval brackets it and the answer line says so.
+    n = saved["headline"]["repeats"]
+    assert 3 <= n <= 10 and [r["seed"] for r in saved["repeats"]] == list(range(n))
+    lo, hi = saved["headline"]["interval"]
+    assert lo < saved["headline"]["lr"] < hi
+    assert "95% interval" in proc.stderr
     # SGD -> one-cycle whose peak is the plan's LR (4x the headline, lrtune/plan.py)
     assert saved["schedule"]["name"] == "onecycle"
     assert saved["schedule"]["lr"] == saved["plan"]["lr"] == 4 * saved["headline"]["lr"]
@@ -110,6 +117,9 @@ def test_find_sweep_and_plan(tiny_task, tmp_path):
         (["--suggest", "valey"], "did you mean 'valley'"),
         (["--optimizer", "adamm"], "did you mean 'adam'"),
         (["--wd", "0,abc"], "comma-separated numbers"),
+        (["--repeats", "many"], "--repeats must be 'auto' or an integer >= 1"),
+        (["--repeats", "0"], "--repeats must be 'auto' or an integer >= 1"),
+        (["--max-repeats", "0"], "--max-repeats must be an integer >= 1"),
     ],
 )
 def test_bad_options_exit_2_one_line(tiny_task, tmp_path, args, needle):

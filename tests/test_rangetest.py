@@ -317,3 +317,81 @@ def optimizer(params, lr):
         optimizer_params={"weight_decay": 0.5},
     )
     assert res.info["optimizer"] == "AdamW"
+
+
+def test_find_lr_repeats_sample_the_init_and_restore_the_first(tiny_task):
+    """Each repeat of find_lr starts from the task's model built with its own seed; the
+    model handed back is the one built with the run's seed."""
+    import lrtune.rangetest as rt
+
+    built = []
+    real_run = rt.RangeTest.run
+
+    def spy(self, *a, **kw):
+        built.append({k: v.clone() for k, v in self.model.state_dict().items()})
+        return real_run(self, *a, **kw)
+
+    rt.RangeTest.run = spy  # type: ignore[method-assign]
+    try:
+        res = find_lr(tiny_task, steps=20, repeats=3, device="cpu", seed=5)
+    finally:
+        rt.RangeTest.run = real_run  # type: ignore[method-assign]
+    firsts = [c.losses[0] for c in res.curves]
+    assert len(set(firsts)) == 3, "the repeats started from the same weights"
+    assert [c.seed for c in res.curves] == [5, 6, 7]
+    assert res.identical
+    # Repeat 0 ran on the seed-5 model; rebuilding with seed 6 gives other weights.
+    from lrtune.runtime import seed_everything
+
+    task = load_task(tiny_task)
+    seed_everything(6)
+    other = task.build_model().state_dict()
+    assert any(not torch.equal(built[0][k], other[k]) for k in other)
+
+
+@pytest.mark.parametrize(("target", "expected"), [(math.inf, 3), (0.0, 5)])
+def test_auto_repeats_add_runs_until_the_headline_is_precise(tiny_task, monkeypatch, target, expected):
+    """"auto" stops at 3 when the repeats agree (target met) and adds runs up to
+    max_repeats while they do not (a target no run can meet)."""
+    import lrtune.rangetest as rt
+
+    monkeypatch.setattr(rt, "TARGET_SE", target)
+    res = find_lr(tiny_task, steps=40, repeats="auto", max_repeats=5, device="cpu")
+    assert len(res.curves) == expected
+    assert len(res.per_repeat[res.rule]) == expected
+    assert res.identical
+
+
+def test_auto_repeats_stop_when_no_repeat_suggests_anything():
+    # A loss the weights cannot move: a flat curve, no rule suggests anything, and more
+    # repeats of it would not either.
+    x, y = torch.randn(64, 4), torch.randn(64)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+
+    def loss(m, b):
+        return (m(b[0]) * 0.0).sum() + 1.0
+
+    res = RangeTest(model, opt, loader, loss, device="cpu").run(
+        RangeTestSettings(steps=30), repeats="auto", max_repeats=6
+    )
+    assert res.lr is None and len(res.curves) == 3
+
+
+@pytest.mark.parametrize(
+    ("repeats", "max_repeats", "expected"),
+    [("auto", 10, (3, 10)), ("auto", 2, (2, 2)), (4, 10, (4, 4)), ("4", 10, (4, 4))],
+)
+def test_repeat_range(repeats, max_repeats, expected):
+    from lrtune.rangetest import repeat_range
+
+    assert repeat_range(repeats, max_repeats) == expected
+
+
+@pytest.mark.parametrize(("repeats", "max_repeats"), [(0, 10), ("many", 10), (2.5, 10), ("auto", 0)])
+def test_repeat_range_rejects_bad_values(repeats, max_repeats):
+    from lrtune.rangetest import repeat_range
+
+    with pytest.raises(ConfigError, match="repeats"):
+        repeat_range(repeats, max_repeats)

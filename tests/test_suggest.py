@@ -172,3 +172,32 @@ def test_find_help_names_the_headline() -> None:
     result = CliRunner().invoke(cli, ["find", "--help"])
     assert result.exit_code == 0, result.output
     assert HEADLINE_RULE in result.output
+
+
+def test_combine_is_the_geometric_mean_of_the_inliers():
+    from lrtune.suggest import combine
+
+    c = combine([1e-3, 4e-3, None, 2e-3])
+    assert c.lr == pytest.approx(2e-3)
+    assert c.used == 3 and c.outliers == ()
+    sd = np.std(np.log10([1e-3, 4e-3, 2e-3]), ddof=1)
+    assert c.se == pytest.approx(sd / np.sqrt(3))
+    assert c.uncertainty == pytest.approx(10 ** (2 * c.se))
+
+
+def test_combine_leaves_out_a_repeat_more_than_a_decade_off():
+    from lrtune.suggest import combine
+
+    c = combine([5e-3, 6e-3, 2e-5, 4e-3])
+    assert c.outliers == (2e-5,)
+    assert c.lr == pytest.approx((5e-3 * 6e-3 * 4e-3) ** (1 / 3))
+
+
+def test_combine_edge_cases():
+    from lrtune.suggest import combine
+
+    assert combine([]).lr is None and combine([None, 0.0]).lr is None
+    one = combine([3e-3])
+    assert one.lr == pytest.approx(3e-3) and one.se is None and one.uncertainty is None
+    split = combine([1e-6, 1e-2])  # no majority: nothing is an outlier
+    assert split.outliers == () and split.lr == pytest.approx(1e-4)
