@@ -9,14 +9,16 @@ For every task in `benchmarks/tasks/` (plain lrtune task files; `lrtune find` ru
    (classification) or validation MSE (regression); a run that diverges or ends worse than
    a constant predictor scores as the constant predictor. The oracle is the grid LR with
    the best mean over the seeds.
-2. Range tests: `lrtune.rangetest.find_lr` with its defaults (1e-7 .. 10 in 100 steps),
-   three independent groups of `--repeats 3` (seeds 0-2, 3-5, 6-8). "repeats=1" reads the
-   first curve of each group alone (exactly what `find_lr(seed=3g)` returns); "repeats=3"
-   reads the group's median curve, as `find_lr(repeats=3)` does. The engine's own
-   `build_result` turns cached curves into suggestions ("engine"); the other readings
-   (the zero-lag curve lrtune read before, EMA weights) are kept for comparison.
+2. Range tests: `lrtune.rangetest.find_lr` with its defaults (1e-7 .. 10 in 100 steps,
+   `--repeats auto`: 3 to 10 repeats, each with its own model init and data order), run as
+   independent groups (group g = `find_lr(seed=100 g)`; 3 groups, `--groups N` for more).
+   "repeats=1" reads the first curve of each group alone (exactly what
+   `find_lr(seed=100 g, repeats=1)` returns); "auto" is the whole group, as `lrtune find`
+   reads it. The engine's own `build_result` turns cached curves into suggestions
+   ("engine"); the other readings (the zero-lag curve lrtune read before, EMA weights) are
+   kept for comparison, each curve read alone and the repeats combined as the engine does.
 3. Every rule (and torch-lr-finder's own range test + suggestion, as a baseline) gives one
-   LR per group; group g's LR is trained with seed g and the same budget. Regret = oracle
+   LR per group; group g's LR is trained with seed g mod 3 and the same budget. Regret = oracle
    metric minus the mean achieved metric: accuracy points, or % of relative MSE for
    regression. `score` puts both on one scale (1 point = 10% relative MSE, the issue's
    0.5 point / 5% equivalence) for medians and worst cases across tasks. Held-out tasks
@@ -30,6 +32,7 @@ new. Range-test curves are cached in `benchmarks/cache/` (gitignored).
     python benchmarks/suggest_quality.py                 # all tasks, all tables
     python benchmarks/suggest_quality.py --markdown      # tables as markdown
     python benchmarks/suggest_quality.py --tasks digits_mlp_sgd --json /tmp/bench.json
+    python benchmarks/suggest_quality.py --groups 10     # + how often 3 runs differ > 2x
 
 torch-lr-finder is optional (`pip install lrtune[bench]`); without it its row is left out.
 """
@@ -42,6 +45,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -63,7 +67,8 @@ CURVE_CACHE = HERE / "cache" / "curves.json"
 LATTICE = 12  # LR lattice: points per decade (a suggestion moves by at most 10**(1/24) = 10%)
 ORACLE_STEP = 4  # oracle grid = every 4th lattice point: 3 per decade (1, 2.15, 4.64)
 SEEDS = (0, 1, 2)  # training seeds; range-test group g is trained with seed g
-REPEATS = 3  # range tests per group (the "repeats=3" mode)
+SEED_STRIDE = 100  # range-test group g runs find_lr(seed=100 g): its repeats' seeds never overlap
+GROUPS = 3  # independent find runs per task (--groups: more, for the spread's distribution)
 SCHEDULES = ("constant", "cosine", "onecycle")  # --schedule: how the suggested LR is used
 POINT_PER_PCT = 0.1  # score: 1 accuracy point == 10% relative MSE (issue: 0.5 pt == 5%)
 
@@ -266,7 +271,7 @@ class CurveData:
 
 @dataclass
 class TaskCurves:
-    """Range-test groups for one task (GROUPS x REPEATS curves) and the baseline's picks."""
+    """Range-test groups for one task (one find_lr run each) and the baseline's picks."""
 
     groups: list[list[CurveData]]
     tlf: list[float | None] = field(default_factory=list)  # torch-lr-finder, one per group
@@ -284,8 +289,12 @@ def curve_key(task: BenchTask) -> str:
     import torch
 
     s = range_settings()
+    from lrtune.rangetest import DEFAULT_MAX_REPEATS, TARGET_SE
+
     ramp = f"{s.start_lr:g}-{s.end_lr:g}x{s.steps}{s.mode}/ema{s.smooth:g}/div{s.diverge:g}"
-    return f"{task.name}@{file_hash(task.path)}|{ramp}|torch{torch.__version__}"
+    # Repeats: "auto" (3 .. max, to a target standard error), each with its own model init.
+    repeats = f"auto{TARGET_SE:g}x{DEFAULT_MAX_REPEATS}/init-per-repeat"
+    return f"{task.name}@{file_hash(task.path)}|{ramp}|{repeats}|torch{torch.__version__}"
 
 
 def torch_lr_finder_suggestion(task: BenchTask, seed: int) -> float | None:
@@ -321,7 +330,7 @@ def torch_lr_finder_suggestion(task: BenchTask, seed: int) -> float | None:
 
 
 def ensure_curves(task: BenchTask, groups: int) -> TaskCurves:
-    """Run (or load) `groups` x find_lr(repeats=REPEATS) and torch-lr-finder per group."""
+    """Run (or load) `groups` x find_lr() (its defaults) and torch-lr-finder per group."""
     from lrtune.rangetest import find_lr
 
     store = load_json(CURVE_CACHE)
@@ -331,14 +340,14 @@ def ensure_curves(task: BenchTask, groups: int) -> TaskCurves:
     while len(entry["groups"]) < groups:
         g = len(entry["groups"])
         t0 = time.perf_counter()
-        res = find_lr(task.path, seed=REPEATS * g, repeats=REPEATS, device="cpu")
+        res = find_lr(task.path, seed=SEED_STRIDE * g, device="cpu")
         curves = [CurveData(c.lrs, c.losses, c.smoothed, c.stop_reason) for c in res.curves]
         entry["groups"].append([c.to_json() for c in curves])
         changed = True
         log(f"  [{task.name}] range tests, group {g}: {time.perf_counter() - t0:.1f}s")
     while len(entry["tlf"]) < groups:
         g = len(entry["tlf"])
-        entry["tlf"].append(torch_lr_finder_suggestion(task, REPEATS * g))
+        entry["tlf"].append(torch_lr_finder_suggestion(task, SEED_STRIDE * g))
         changed = True
     if changed:
         store[key] = entry
@@ -573,13 +582,15 @@ def suggest_group(
     if reading == ENGINE:
         res = engine_result(curves)
         return dict(res.suggestions), {k: list(v) for k, v in res.per_repeat.items()}
-    agg = {r: rule_lr(r, *readable(curves, reading)) for r in rules}
+    from lrtune.suggest import combine
+
+    # As the engine does: each curve read alone, the repeats combined (lrtune.suggest.combine).
     per = {r: [rule_lr(r, *readable([c], reading)) for c in curves] for r in rules}
-    return agg, per
+    return {r: combine(v).lr for r, v in per.items()}, per
 
 
 # -- evaluation ---------------------------------------------------------------------------
-MODES = ("repeats=1", "repeats=3")
+MODES = ("repeats=1", "auto")
 BASELINE = "torch-lr-finder"
 Key = tuple[str, str, str]  # (rule, reading, mode)
 
@@ -603,8 +614,16 @@ class Outcome:
 
     @property
     def spread(self) -> float | None:
-        """max/min of the suggestion across independent runs (different init and data order)."""
-        return ratio(self.lrs)
+        """max/min of the suggestion across the first 3 independent runs (seeds 0, 100, 200)."""
+        return ratio(self.lrs[:3])
+
+    @property
+    def p_over_2x(self) -> float | None:
+        """Share of all 3-run subsets of the groups whose max/min exceeds 2x (>= 4 groups)."""
+        if len(self.lrs) < 4:
+            return None
+        trios = [ratio(list(t)) for t in itertools.combinations(self.lrs, 3)]
+        return float(np.mean([t is None or t > 2.0 for t in trios]))
 
     @property
     def typical_lr(self) -> float | None:
@@ -647,11 +666,16 @@ def suggestions_for(
             out[(r, reading, "repeats=1")] = ([s.get(r) for s in single], None)
             within = [ratio(per.get(r, [])) for _, per in full]
             worst = None if any(w is None for w in within) else max(within)  # type: ignore[type-var]
-            out[(r, reading, "repeats=3")] = ([agg.get(r) for agg, _ in full], worst)
+            out[(r, reading, "auto")] = ([agg.get(r) for agg, _ in full], worst)
     if any(curves.tlf):  # torch-lr-finder installed
         for mode in MODES:
             out[(BASELINE, "ema", mode)] = (list(curves.tlf), None)
     return out
+
+
+def seed_of(group: int) -> int:
+    """The training seed of range-test group g's suggestion (cycles through SEEDS)."""
+    return SEEDS[group % len(SEEDS)]
 
 
 def evaluate_task(
@@ -671,13 +695,13 @@ def evaluate_task(
 
     curves = ensure_curves(task, groups)
     sugg = suggestions_for(curves, rules)
-    wanted = [(snap(lr), SEEDS[g]) for lrs, _ in sugg.values() for g, lr in enumerate(lrs) if lr]
+    wanted = [(snap(lr), seed_of(g)) for lrs, _ in sugg.values() for g, lr in enumerate(lrs) if lr]
     ensure_trainings(task, wanted, cache, floor)
 
     outcomes: dict[Key, Outcome] = {}
     for key, (lrs, within) in sugg.items():
         got = [
-            cache.get(task, snap(lr), SEEDS[g])["metric"] if lr else floor  # type: ignore[index]
+            cache.get(task, snap(lr), seed_of(g))["metric"] if lr else floor  # type: ignore[index]
             for g, lr in enumerate(lrs)
         ]
         metric = float(np.mean(got))
@@ -824,8 +848,9 @@ def spread_table(results: Sequence[TaskResult], rule: str, markdown: bool) -> st
     lines = []
     for name, mode, attr in [
         ("across runs, --repeats 1", "repeats=1", "spread"),
-        ("across runs, --repeats 3", "repeats=3", "spread"),
-        ("within one --repeats 3 run", "repeats=3", "within"),
+        ("across 3 runs, --repeats auto", "auto", "spread"),
+        ("P(3 runs > 2x), --repeats auto", "auto", "p_over_2x"),
+        ("within one --repeats auto run", "auto", "within"),
     ]:
         vals = [getattr(r.outcomes[(rule, ENGINE, mode)], attr) for r in results]
         ok = [v for v in vals if v is not None]
@@ -871,6 +896,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every number to this JSON file")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
+        "--groups",
+        type=int,
+        default=GROUPS,
+        help="independent find runs per task (default 3; more estimate how often 3 runs "
+        "disagree by more than 2x)",
+    )
+    parser.add_argument(
         "--schedule",
         default="constant",
         choices=SCHEDULES,
@@ -892,7 +924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = TrainCache(args.schedule)
     rules = [*RULES, *CANDIDATES]
     t0 = time.perf_counter()
-    results = [evaluate_task(t, len(SEEDS), cache, rules) for t in tasks]
+    results = [evaluate_task(t, args.groups, cache, rules) for t in tasks]
     log(f"done in {time.perf_counter() - t0:.0f}s")
 
     md = args.markdown
@@ -907,9 +939,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rule in RULES
         for m in MODES
     )
-    tables = [(ENGINE, "repeats=3"), (ENGINE, "repeats=1")]
+    tables = [(ENGINE, "auto"), (ENGINE, "repeats=1")]
     if not engine_is_ema:
-        tables.append(("ema", "repeats=3"))
+        tables.append(("ema", "auto"))
     for reading, mode in tables:
         keys = [(r, reading, mode) for r in RULES] + [(BASELINE, "ema", mode)]
         what = "as lrtune computes it" if reading == ENGINE else f"on the {reading} reading"

@@ -350,8 +350,10 @@ def test_find_lr_repeats_sample_the_init_and_restore_the_first(tiny_task):
 
 
 @pytest.mark.parametrize(("target", "expected"), [(math.inf, 3), (0.0, 5)])
-def test_auto_repeats_add_runs_until_the_headline_is_precise(tiny_task, monkeypatch, target, expected):
-    """"auto" stops at 3 when the repeats agree (target met) and adds runs up to
+def test_auto_repeats_add_runs_until_the_headline_is_precise(
+    tiny_task, monkeypatch, target, expected
+):
+    """ "auto" stops at 3 when the repeats agree (target met) and adds runs up to
     max_repeats while they do not (a target no run can meet)."""
     import lrtune.rangetest as rt
 
@@ -389,7 +391,9 @@ def test_repeat_range(repeats, max_repeats, expected):
     assert repeat_range(repeats, max_repeats) == expected
 
 
-@pytest.mark.parametrize(("repeats", "max_repeats"), [(0, 10), ("many", 10), (2.5, 10), ("auto", 0)])
+@pytest.mark.parametrize(
+    ("repeats", "max_repeats"), [(0, 10), ("many", 10), (2.5, 10), ("auto", 0)]
+)
 def test_repeat_range_rejects_bad_values(repeats, max_repeats):
     from lrtune.rangetest import repeat_range
 
