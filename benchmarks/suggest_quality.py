@@ -765,6 +765,10 @@ def fmt_x(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}x"
 
 
+def fmt_pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
+
+
 def fmt_metric(task: BenchTask, v: float) -> str:
     return f"{100 * v:.1f}%" if task.kind == "classification" else f"{v:.3f}"
 
@@ -848,7 +852,8 @@ def spread_table(results: Sequence[TaskResult], rule: str, markdown: bool) -> st
     ]:
         vals = [getattr(r.outcomes[(rule, ENGINE, mode)], attr) for r in results]
         ok = [v for v in vals if v is not None]
-        lines.append([name, *(fmt_x(v) for v in vals), fmt_x(max(ok) if ok else None)])
+        fmt = fmt_pct if attr == "p_over_2x" else fmt_x
+        lines.append([name, *(fmt(v) for v in vals), fmt(max(ok) if ok else None)])
     return render(headers, lines, markdown)
 
 
@@ -874,6 +879,7 @@ def summary(results: Sequence[TaskResult]) -> dict[str, Any]:
                         "score": o.score,
                         "spread": o.spread,
                         "within": o.within,
+                        "p_over_2x": o.p_over_2x,
                     }
                     for k, o in r.outcomes.items()
                 },
