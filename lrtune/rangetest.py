@@ -48,7 +48,7 @@ MODES = ("exp", "linear")
 DEFAULT_REPEATS = "auto"
 AUTO_MIN_REPEATS = 3
 DEFAULT_MAX_REPEATS = 10
-TARGET_SE = 0.08  # log10 units: a ~95% interval of about lr/1.45 .. lr*1.45
+TARGET_SE = 0.08  # log10 units: with many repeats, a 95% interval of about lr/1.45 .. lr*1.45
 AMP_MODES = ("bf16", "fp16")
 
 
@@ -238,13 +238,15 @@ class RangeTestResult:
 
     @property
     def confidence(self) -> str:
-        """'high' | 'medium' | 'low' from the headline's uncertainty; 'unknown' with one repeat."""
+        """From the headline's standard error over repeats: 'high' when it meets TARGET_SE
+        (where --repeats auto stops), 'medium' within twice that, else 'low'; 'unknown'
+        with a single repeat, 'none' without a suggestion."""
         if self.lr is None:
             return "none"
-        f = self.uncertainty()
-        if f is None:
+        se = self.combined().se
+        if se is None:
             return "unknown"
-        return "high" if f <= 1.5 else "medium" if f <= 2.5 else "low"
+        return "high" if se <= TARGET_SE else "medium" if se <= 2 * TARGET_SE else "low"
 
     @property
     def identical(self) -> bool:
@@ -636,6 +638,7 @@ def build_result(
         seconds=seconds,
     )
     result.warnings.extend(guard_warnings(result))
+    result.warnings.extend(_repeat_warnings(result))
     if below and not interrupted:
         result.warnings.append(
             f"{', '.join(below)} fell below --start-lr {settings.start_lr:g} (the loss was "
@@ -675,6 +678,28 @@ def _needs_more(curves: Sequence[Curve], rule: str) -> bool:
     if c.lr is None:
         return False  # no repeat suggests anything: more of the same will not help
     return c.se is None or c.se > TARGET_SE
+
+
+def _repeat_warnings(result: RangeTestResult) -> list[str]:
+    """Warnings about the repeats: left-out outliers, and a headline they could not pin down."""
+    if result.lr is None or len(result.curves) < 2:
+        return []
+    out = []
+    combined = result.combined()
+    if combined.outliers:
+        vals = ", ".join(f"{v:.2g}" for v in combined.outliers)
+        out.append(
+            f"{len(combined.outliers)} of {len(result.curves)} range tests put {result.rule} "
+            f"more than 10x away from the others ({vals}) and were left out"
+        )
+    f = result.uncertainty()
+    if f is not None and result.confidence != "high":
+        out.append(
+            f"the {len(result.curves)} range tests disagree: {result.rule} is known only to "
+            f"{result.lr / f:.2g} .. {result.lr * f:.2g} (95%); the curves are noisy (small "
+            "batches?): a larger --batch-size or --max-repeats narrows it"
+        )
+    return out
 
 
 def guard_warnings(result: RangeTestResult) -> list[str]:

@@ -150,8 +150,22 @@ class Combined:
 
     @property
     def uncertainty(self) -> float | None:
-        """The lr's ~95% interval as a factor: the truth is within lr / f .. lr * f."""
-        return None if self.se is None else float(10 ** (2.0 * self.se))
+        """The lr's 95% interval as a factor, lr / f .. lr * f (Student's t: with 3 repeats
+        the sample spread is itself uncertain, so the interval is wider than 2 se)."""
+        if self.se is None:
+            return None
+        return float(10 ** (t_quantile(self.used - 1) * self.se))
+
+
+# Student's t, two-sided 95%, by degrees of freedom (1..30); beyond that, close to 1.96.
+_T95 = (12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14,
+        2.13, 2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05,
+        2.05, 2.04)  # fmt: skip
+
+
+def t_quantile(df: int) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom (df >= 1)."""
+    return _T95[df - 1] if df <= len(_T95) else 1.96
 
 
 def combine(values: Sequence[float | None]) -> Combined:

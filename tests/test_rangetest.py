@@ -399,3 +399,45 @@ def test_repeat_range_rejects_bad_values(repeats, max_repeats):
 
     with pytest.raises(ConfigError, match="repeats"):
         repeat_range(repeats, max_repeats)
+
+
+def _result_with_repeats(values):
+    from lrtune.rangetest import Curve, RangeTestResult, _repeat_warnings
+    from lrtune.suggest import combine
+
+    curves = [
+        Curve(np.array([1e-3]), np.array([1.0]), np.array([1.0]), "end", s, 0.0, 1)
+        for s in range(len(values))
+    ]
+    res = RangeTestResult(
+        settings=RangeTestSettings(),
+        curves=curves,
+        rule="consensus",
+        suggestions={"consensus": combine(values).lr},
+        per_repeat={"consensus": list(values)},
+        warnings=[],
+        checksum_before="",
+        checksum_after="",
+        seconds=0.0,
+    )
+    return res, _repeat_warnings(res)
+
+
+def test_agreeing_repeats_give_high_confidence_and_no_warning():
+    res, warns = _result_with_repeats([5e-3, 5.2e-3, 4.9e-3])
+    assert res.confidence == "high" and warns == []
+    lo, hi = res.to_dict()["headline"]["interval"]
+    assert lo < res.lr < hi
+
+
+def test_an_outlier_repeat_is_left_out_and_reported():
+    res, warns = _result_with_repeats([5e-3, 5.2e-3, 2e-5, 4.9e-3])
+    assert res.lr == pytest.approx((5e-3 * 5.2e-3 * 4.9e-3) ** (1 / 3))
+    assert any("1 of 4 range tests" in w and "2e-05" in w for w in warns)
+    assert res.to_dict()["headline"]["outliers"] == [2e-5]
+
+
+def test_disagreeing_repeats_lower_the_confidence_and_say_so():
+    res, warns = _result_with_repeats([2e-3, 9e-3, 4e-3, 1.5e-2, 2.5e-3])
+    assert res.confidence in ("medium", "low")
+    assert any("range tests disagree" in w and "--max-repeats" in w for w in warns)
