@@ -51,7 +51,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,18 +496,12 @@ READINGS: dict[str, Callable[[CurveData], np.ndarray]] = {
 }
 
 
-def readable(curves: Sequence[CurveData], reading: str) -> tuple[np.ndarray, np.ndarray]:
-    """(lrs, loss) a rule reads: one curve, or the median over repeats, as build_result does."""
+def readable(curve: CurveData, reading: str) -> tuple[np.ndarray, np.ndarray]:
+    """(lrs, loss) a rule reads from one curve, cut before a divergence, as Curve.usable does."""
     from lrtune.suggest import prepare_curve
 
-    n = min(len(c.lrs) for c in curves)
-    lrs = curves[0].lrs[:n]
-    stack = np.stack([READINGS[reading](c)[:n] for c in curves])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns past a divergence
-        loss = np.nanmedian(stack, axis=0) if len(curves) > 1 else stack[0]
-    end = n - (1 if any(c.diverged for c in curves) else 0)
-    return prepare_curve(lrs[:end], loss[:end])
+    end = len(curve.lrs) - (1 if curve.diverged else 0)
+    return prepare_curve(curve.lrs[:end], READINGS[reading](curve)[:end])
 
 
 # -- candidate rules tried here and not in lrtune.suggest (same contract as its rules) ---
@@ -585,7 +578,7 @@ def suggest_group(
     from lrtune.suggest import combine
 
     # As the engine does: each curve read alone, the repeats combined (lrtune.suggest.combine).
-    per = {r: [rule_lr(r, *readable([c], reading)) for c in curves] for r in rules}
+    per = {r: [rule_lr(r, *readable(c, reading)) for c in curves] for r in rules}
     return {r: combine(v).lr for r, v in per.items()}, per
 
 
