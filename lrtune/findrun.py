@@ -83,10 +83,7 @@ class FindOptions:
         )
         get_rule(self.rule)
         get_optimizer(self.optimizer)
-        try:
-            repeat_range(self.repeats, self.max_repeats)
-        except ConfigError as exc:
-            raise ConfigError(f"--{exc}".replace("_", "-", 1)) from None
+        repeat_range(self.repeats, self.max_repeats, ("--repeats", "--max-repeats"))
         if self.epochs < 1:
             raise ConfigError(f"--epochs must be >= 1, got {self.epochs!r}")
         if self.wd_values and self.momentum_values:

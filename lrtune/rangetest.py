@@ -647,14 +647,20 @@ def build_result(
     return result
 
 
-def repeat_range(repeats: int | str, max_repeats: int = DEFAULT_MAX_REPEATS) -> tuple[int, int]:
+def repeat_range(
+    repeats: int | str,
+    max_repeats: int = DEFAULT_MAX_REPEATS,
+    names: tuple[str, str] = ("repeats", "max_repeats"),
+) -> tuple[int, int]:
     """(fewest, most) range tests for a `repeats` setting: a count, or "auto".
+
+    `names` are what error messages call the two settings (the CLI's flags, for its errors).
 
     Raises:
         ConfigError: not "auto" nor a count >= 1, or max_repeats < 1.
     """
     if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
-        raise ConfigError(f"max_repeats must be an integer >= 1, got {max_repeats!r}")
+        raise ConfigError(f"{names[1]} must be an integer >= 1, got {max_repeats!r}")
     if repeats == "auto":
         return min(AUTO_MIN_REPEATS, max_repeats), max_repeats
     try:
@@ -662,7 +668,7 @@ def repeat_range(repeats: int | str, max_repeats: int = DEFAULT_MAX_REPEATS) -> 
     except (TypeError, ValueError):
         n = 0
     if isinstance(repeats, bool) or n < 1 or str(n) != str(repeats).strip():
-        raise ConfigError(f"repeats must be 'auto' or an integer >= 1, got {repeats!r}")
+        raise ConfigError(f"{names[0]} must be 'auto' or an integer >= 1, got {repeats!r}")
     return n, n
 
 
