@@ -288,11 +288,11 @@ def curve_key(task: BenchTask) -> str:
     import torch
 
     s = range_settings()
-    from lrtune.rangetest import DEFAULT_MAX_REPEATS, TARGET_SE
+    from lrtune.rangetest import DEFAULT_MAX_REPEATS, TARGET_INTERVAL
 
     ramp = f"{s.start_lr:g}-{s.end_lr:g}x{s.steps}{s.mode}/ema{s.smooth:g}/div{s.diverge:g}"
-    # Repeats: "auto" (3 .. max, to a target standard error), each with its own model init.
-    repeats = f"auto{TARGET_SE:g}x{DEFAULT_MAX_REPEATS}/init-per-repeat"
+    # Repeats: "auto" (3 .. max, to a target 95% interval), each with its own model init.
+    repeats = f"auto-t{TARGET_INTERVAL:g}x{DEFAULT_MAX_REPEATS}/init-per-repeat"
     return f"{task.name}@{file_hash(task.path)}|{ramp}|{repeats}|torch{torch.__version__}"
 
 

@@ -43,12 +43,14 @@ LossFn = Callable[[nn.Module, Any], torch.Tensor]
 MODES = ("exp", "linear")
 # Repeats (benchmarks/suggest_quality.py): "auto" runs AUTO_MIN_REPEATS range tests, each
 # with its own model initialisation and data order, and adds more (up to max_repeats) while
-# the headline's standard error is above TARGET_SE decades. Clean curves stop at 3; noisy
-# ones (small-batch regression) take more, which is what keeps the answer stable across runs.
+# the headline's 95% interval (Student's t over the repeats) is wider than lr/TARGET_INTERVAL
+# .. lr*TARGET_INTERVAL. Clean curves stop at 3-4; noisy ones (small-batch regression) take
+# more, which is what keeps the answer stable across runs. The t quantile matters: with a
+# plain standard-error target, 3-6 repeats that agree by luck ended noisy runs early.
 DEFAULT_REPEATS = "auto"
 AUTO_MIN_REPEATS = 3
-DEFAULT_MAX_REPEATS = 10
-TARGET_SE = 0.08  # log10 units: with many repeats, a 95% interval of about lr/1.45 .. lr*1.45
+DEFAULT_MAX_REPEATS = 20
+TARGET_INTERVAL = 1.45  # the 95% interval's half-width as a factor: lr/1.45 .. lr*1.45
 AMP_MODES = ("bf16", "fp16")
 
 
@@ -238,15 +240,15 @@ class RangeTestResult:
 
     @property
     def confidence(self) -> str:
-        """From the headline's standard error over repeats: 'high' when it meets TARGET_SE
-        (where --repeats auto stops), 'medium' within twice that, else 'low'; 'unknown'
-        with a single repeat, 'none' without a suggestion."""
+        """From the headline's 95% interval over repeats: 'high' when it is within
+        TARGET_INTERVAL (where --repeats auto stops), 'medium' within twice that width (in
+        decades), else 'low'; 'unknown' with a single repeat, 'none' without a suggestion."""
         if self.lr is None:
             return "none"
-        se = self.combined().se
-        if se is None:
+        f = self.combined().uncertainty
+        if f is None:
             return "unknown"
-        return "high" if se <= TARGET_SE else "medium" if se <= 2 * TARGET_SE else "low"
+        return "high" if f <= TARGET_INTERVAL else "medium" if f <= TARGET_INTERVAL**2 else "low"
 
     @property
     def identical(self) -> bool:
@@ -444,7 +446,7 @@ class RangeTest:
         """Run range tests (seeds seed, seed+1, ...), restoring state between them.
 
         `repeats` is a count, or "auto": AUTO_MIN_REPEATS tests, then one more at a time,
-        up to `max_repeats`, while the headline's standard error is above TARGET_SE.
+        up to `max_repeats`, while the headline's 95% interval is wider than TARGET_INTERVAL.
         `reinit(seed)`, when given, re-initialises the model's weights before each repeat
         after the first (find_lr rebuilds the task's model from that seed); without it the
         repeats differ in data order only.
@@ -679,11 +681,11 @@ def _rule_on(curve: Curve, rule: str) -> float | None:
 
 
 def _needs_more(curves: Sequence[Curve], rule: str) -> bool:
-    """True while the headline over these repeats is not yet known to TARGET_SE."""
+    """True while the headline's 95% interval over these repeats is wider than TARGET_INTERVAL."""
     c = combine([_rule_on(cv, rule) for cv in curves])
     if c.lr is None:
         return False  # no repeat suggests anything: more of the same will not help
-    return c.se is None or c.se > TARGET_SE
+    return c.uncertainty is None or c.uncertainty > TARGET_INTERVAL
 
 
 def _repeat_warnings(result: RangeTestResult) -> list[str]:

@@ -71,7 +71,7 @@ def test_find_on_shipped_example_writes_every_file(tmp_path):
     # --repeats auto (the default): at least 3 runs, each its own seed; the headline's
     # interval brackets it and the answer line says so.
     n = saved["headline"]["repeats"]
-    assert 3 <= n <= 10 and [r["seed"] for r in saved["repeats"]] == list(range(n))
+    assert 3 <= n <= 20 and [r["seed"] for r in saved["repeats"]] == list(range(n))
     lo, hi = saved["headline"]["interval"]
     assert lo < saved["headline"]["lr"] < hi
     assert "95% interval" in proc.stderr
@@ -213,3 +213,18 @@ def test_unknown_command_suggests_the_closest():
     proc = run_cli("fnd", "x.py")
     assert proc.returncode == 2
     assert "did you mean 'find'" in proc.stderr
+
+
+def test_cli_defaults_are_the_library_defaults():
+    """`lrtune find`'s option defaults are FindOptions' (the CLI cannot import them: it
+    must not import torch for --help), so a changed default cannot drift between the two."""
+    from dataclasses import fields
+
+    from lrtune.cli.find import find
+    from lrtune.findrun import FindOptions
+
+    lib = FindOptions()
+    names = {f.name for f in fields(FindOptions)}
+    for param in find.params:
+        if param.name in names and param.name != "rule":  # rule None = the headline rule
+            assert param.default == getattr(lib, param.name), param.name

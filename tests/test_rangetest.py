@@ -357,7 +357,7 @@ def test_auto_repeats_add_runs_until_the_headline_is_precise(
     max_repeats while they do not (a target no run can meet)."""
     import lrtune.rangetest as rt
 
-    monkeypatch.setattr(rt, "TARGET_SE", target)
+    monkeypatch.setattr(rt, "TARGET_INTERVAL", target)
     res = find_lr(tiny_task, steps=40, repeats="auto", max_repeats=5, device="cpu")
     assert len(res.curves) == expected
     assert len(res.per_repeat[res.rule]) == expected
@@ -441,3 +441,18 @@ def test_disagreeing_repeats_lower_the_confidence_and_say_so():
     res, warns = _result_with_repeats([2e-3, 9e-3, 4e-3, 1.5e-2, 2.5e-3])
     assert res.confidence in ("medium", "low")
     assert any("range tests disagree" in w and "--max-repeats" in w for w in warns)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[5e-3, 5.6e-3, 4.5e-3], [5e-3, 6e-3, 4.2e-3, 5.5e-3], [2e-3, 9e-3, 4e-3], [1e-3, 3e-2, 5e-3]],
+)
+def test_confidence_reads_the_printed_interval(values):
+    """'high' exactly when the 95% interval shown to the user is within TARGET_INTERVAL
+    (where --repeats auto stops), 'medium' within twice that width in decades."""
+    from lrtune.rangetest import TARGET_INTERVAL
+
+    res, _ = _result_with_repeats(values)
+    f = res.uncertainty()
+    expected = "high" if f <= TARGET_INTERVAL else "medium" if f <= TARGET_INTERVAL**2 else "low"
+    assert res.confidence == expected

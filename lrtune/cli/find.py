@@ -55,7 +55,7 @@ from lrtune.cli.options import (
 @click.option(
     "--max-repeats",
     type=int,
-    default=10,
+    default=20,
     show_default=True,
     help="Most range tests --repeats auto may run.",
 )
