@@ -228,3 +228,15 @@ def test_cli_defaults_are_the_library_defaults():
     for param in find.params:
         if param.name in names and param.name != "rule":  # rule None = the headline rule
             assert param.default == getattr(lib, param.name), param.name
+
+
+def test_find_says_why_auto_ran_more_range_tests(tiny_task, tmp_path, monkeypatch):
+    """When --repeats auto adds runs, the table's title says how many and why."""
+    import lrtune.rangetest as rt
+    from lrtune.cli import cli
+
+    monkeypatch.setattr(rt, "TARGET_INTERVAL", 0.0)  # no run can meet it: up to the cap
+    args = ["find", str(tiny_task), "--out", str(tmp_path / "r"), "--steps", "30"]
+    result = CliRunner().invoke(cli, [*args, "--max-repeats", "5", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "5 range tests; the first 3 disagreed, so auto added 2" in result.output

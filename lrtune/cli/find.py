@@ -191,12 +191,17 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
                 rule,
                 _lr(lr),
                 f"{lr / unc:.2g} .. {lr * unc:.2g}" if unc and lr else "-",
-                f"{spread:.2f}x" if spread else "-",
+                _ratio(spread),
                 "<- suggested" if rule == result.rule else "",
             )
         )
+    from lrtune.rangetest import AUTO_MIN_REPEATS
+
+    n = len(result.curves)
+    added = n - AUTO_MIN_REPEATS if outcome.options.repeats == "auto" else 0
+    why = f"; the first {AUTO_MIN_REPEATS} disagreed, so auto added {added}" if added > 0 else ""
     console.table(
-        f"Suggested learning rates ({len(result.curves)} range tests)",
+        f"Suggested learning rates ({n} range tests{why})",
         ("rule", "lr", "95% interval", "max/min", ""),
         rule_rows,
     )
@@ -238,3 +243,8 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
 
 def _lr(x: Any, fmt: str = ".2e") -> str:
     return "-" if x is None else format(x, fmt)
+
+
+def _ratio(x: float | None) -> str:
+    """A max/min ratio: 1.2x, 19.6x, 84,975x."""
+    return "-" if not x else f"{x:.1f}x" if x < 100 else f"{x:,.0f}x"
