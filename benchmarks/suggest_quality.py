@@ -10,7 +10,7 @@ For every task in `benchmarks/tasks/` (plain lrtune task files; `lrtune find` ru
    a constant predictor scores as the constant predictor. The oracle is the grid LR with
    the best mean over the seeds.
 2. Range tests: `lrtune.rangetest.find_lr` with its defaults (1e-7 .. 10 in 100 steps,
-   `--repeats auto`: 3 to 10 repeats, each with its own model init and data order), run as
+   `--repeats auto`: 3 to 20 repeats, each with its own model init and data order), run as
    independent groups (group g = `find_lr(seed=100 g)`; 3 groups, `--groups N` for more).
    "repeats=1" reads the first curve of each group alone (exactly what
    `find_lr(seed=100 g, repeats=1)` returns); "auto" is the whole group, as `lrtune find`
@@ -18,10 +18,13 @@ For every task in `benchmarks/tasks/` (plain lrtune task files; `lrtune find` ru
    ("engine"); the other readings (the zero-lag curve lrtune read before, EMA weights) are
    kept for comparison, each curve read alone and the repeats combined as the engine does.
 3. Every rule (and torch-lr-finder's own range test + suggestion, as a baseline) gives one
-   LR per group, trained with seeds 0, 1, 2 (as the oracle) and the same budget. Regret = oracle
-   metric minus the mean achieved metric: accuracy points, or % of relative MSE for
-   regression. `score` puts both on one scale (1 point = 10% relative MSE, the issue's
-   0.5 point / 5% equivalence) for medians and worst cases across tasks. Held-out tasks
+   LR per group, trained with seeds 0, 1, 2 (`--seeds N`: more) and the same budget as the
+   oracle. An LR's metric (the oracle's too) is the mean over seeds, pooled with the lattice
+   LRs 10% either side (weights 1/4, 1/2, 1/4; `--no-pool`: its own trainings only), because
+   one LR's few trainings are noisy and the expected metric is smooth on that scale.
+   Regret = oracle metric minus the mean achieved metric: accuracy points, or % of relative
+   MSE for regression. `score` puts both on one scale (1 point = 10% relative MSE, the
+   issue's 0.5 point / 5% equivalence) for medians and worst cases across tasks. Held-out tasks
    (`heldout=True`, marked *) were added after the rules were compared.
 
 LRs are snapped to a lattice of 12 points per decade (at most 10% off) so that rules and the

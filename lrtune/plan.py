@@ -2,12 +2,13 @@
 
 The headline is calibrated for a constant LR (benchmarks/suggest_quality.py). Schedules that
 spend most of the run below their starting LR tolerate, and need, a higher start: the same
-benchmark (8 real tasks, 3 seeds, fixed budget) measured median / worst regret in accuracy
-points for factors {0.5, 1, 2, 4, 8} x headline and picked, per family:
+benchmark (8 real tasks, 3 seeds, fixed budget, `--repeats auto`) measured median / worst
+regret in accuracy points on the 5 development tasks for factors {0.5, 1, 2, 4, 8} x
+headline and picked the lowest median per family:
 
-    constant  1x  0.04 / 1.17    (cosine at 1x: 0.39 / 3.52)
-    cosine    2x  0.19 / 0.58    (held-out tasks: 0.56 / 1.13)
-    onecycle  4x  0.29 / 0.54    (held-out tasks: 0.28 / 0.39; at 1x: 0.44 / 4.72)
+    constant  1x  the headline itself (benchmarks/README.md)
+    cosine    2x  0.10 / 1.17  (held out 0.00 / 1.03; 1x: 0.40 / 2.38, 4x: 0.46 / 0.49)
+    onecycle  4x  0.36 / 1.27  (held out 0.28 / 0.62; 1x: 0.42 / 3.73, 2x: 0.49 / 1.17)
 
 Step-like decays (step, multistep, exponential, linear, polynomial, wsd, warm restarts) take
 the cosine factor: like cosine they start at their peak and decay from it. That one is by
