@@ -11,8 +11,8 @@ curves and never look at anything but these two arrays.
 
 The headline rule (`HEADLINE_RULE`) is chosen by `benchmarks/suggest_quality.py`: the rule
 whose suggestion, trained for a short fixed budget, comes closest to the best LR of a grid
-sweep (lowest median regret, lowest worst case) on tasks it was not tuned for. See
-`benchmarks/README.md` for the table.
+sweep (lowest median regret, within 2 points on every task) on tasks it was not tuned for.
+See `benchmarks/README.md` for the table.
 """
 
 from __future__ import annotations
@@ -226,8 +226,8 @@ RULES: dict[str, RuleInfo] = {
     )
 }
 
-# Chosen by benchmarks/suggest_quality.py (lowest median and worst-case regret over nine
-# real tasks, three of them held out); see benchmarks/README.md.
+# Chosen by benchmarks/suggest_quality.py: the lowest median regret over nine real tasks,
+# three of them held out, and at most 1.62 points on any; see benchmarks/README.md.
 HEADLINE_RULE = "consensus"
 
 
