@@ -94,10 +94,15 @@ class FindOptions:
             parse_values(self.momentum_values, "--momentum")
 
     @property
+    def min_repeats(self) -> int:
+        """The range tests always run: the count, or the start of "auto"."""
+        return repeat_range(self.repeats, self.max_repeats)[0]
+
+    @property
     def total_steps(self) -> int:
         """Steps the progress bar counts at the start (the fewest repeats, all sweep values);
         the bar grows when "auto" adds repeats."""
-        n = self.steps * repeat_range(self.repeats, self.max_repeats)[0]
+        n = self.steps * self.min_repeats
         for values in (self.wd_values, self.momentum_values):
             if values:
                 n *= max(1, len(values.split(",")))
@@ -153,7 +158,7 @@ def _optimizer_params(
 
 def run_find(task: Task, o: FindOptions, progress: Any = None) -> FindOutcome:
     """Run the range test (or a weight-decay / momentum sweep of them) and plan the LR."""
-    low = repeat_range(o.repeats, o.max_repeats)[0]
+    low = o.min_repeats
     tests = o.total_steps // (o.steps * low)  # range tests to run: 1, or one per sweep value
     state = {"base": 0, "started": 0, "current": o.steps * low}
 

@@ -195,11 +195,8 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
                 "<- suggested" if rule == result.rule else "",
             )
         )
-    from lrtune.rangetest import AUTO_MIN_REPEATS
-
-    n = len(result.curves)
-    added = n - AUTO_MIN_REPEATS if outcome.options.repeats == "auto" else 0
-    why = f"; the first {AUTO_MIN_REPEATS} disagreed, so auto added {added}" if added > 0 else ""
+    n, low = len(result.curves), outcome.options.min_repeats
+    why = f"; the first {low} disagreed, so auto added {n - low}" if n > low else ""
     console.table(
         f"Suggested learning rates ({n} range tests{why})",
         ("rule", "lr", "95% interval", "max/min", ""),
