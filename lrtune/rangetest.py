@@ -117,6 +117,11 @@ def ema(values: Sequence[float], weight: float) -> np.ndarray:
     return out
 
 
+def _two_digits(x: float) -> str:
+    """Two significant digits, trailing zero kept: 0.06 -> '0.060', 1.2e-05 -> '1.2e-05'."""
+    return f"{x:#.2g}".rstrip(".")
+
+
 class LossWatch:
     """The one place that decides when a range test stops: bias-corrected EMA of the loss,
     stop on NaN/inf or when the smoothed loss passes `diverge` x its best.
@@ -237,6 +242,13 @@ class RangeTestResult:
         if self.suggestions.get(rule or self.rule) is None:
             return None
         return self.combined(rule).uncertainty
+
+    def interval_text(self, rule: str | None = None) -> str | None:
+        """A rule's 95% interval to two significant digits, '0.029 .. 0.060' (None without)."""
+        lr, f = self.suggestions.get(rule or self.rule), self.uncertainty(rule)
+        if lr is None or f is None:
+            return None
+        return f"{_two_digits(lr / f)} .. {_two_digits(lr * f)}"
 
     @property
     def confidence(self) -> str:
@@ -704,7 +716,7 @@ def _repeat_warnings(result: RangeTestResult) -> list[str]:
     if f is not None and result.confidence != "high":
         out.append(
             f"the {len(result.curves)} range tests disagree: {result.rule} is known only to "
-            f"{result.lr / f:.2g} .. {result.lr * f:.2g} (95%); the curves are noisy (small "
+            f"{result.interval_text()} (95%); the curves are noisy (small "
             "batches?): a larger --batch-size or --max-repeats narrows it"
         )
     return out

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lrtune.errors import ConfigError
-from lrtune.rangetest import RangeTest, RangeTestSettings, find_lr
+from lrtune.rangetest import RangeTest, RangeTestSettings, _two_digits, find_lr
 from lrtune.task import load_task
 
 
@@ -459,3 +459,16 @@ def test_confidence_reads_the_printed_interval(values, factor, expected):
     res, _ = _result_with_repeats(values)
     assert res.uncertainty() == pytest.approx(factor, rel=0.01)
     assert res.confidence == expected
+
+
+def test_interval_text_keeps_two_significant_digits():
+    """The interval the table, the answer line and the plot print: 0.06 is '0.060', so both
+    ends read with the same precision ('0.029 .. 0.060', not '0.029 .. 0.06')."""
+    res, _ = _result_with_repeats([4e-3, 5e-3, 6e-3])  # 1.66x around 4.93e-3
+    assert res.interval_text() == "0.0030 .. 0.0082"
+    assert _two_digits(0.06) == "0.060"
+    assert _two_digits(0.0297) == "0.030"
+    assert _two_digits(12.3) == "12"
+    assert _two_digits(1.2e-5) == "1.2e-05"
+    single, _ = _result_with_repeats([5e-3])
+    assert single.interval_text() is None  # one run: no interval

@@ -185,13 +185,12 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
         )
     rule_rows: list[tuple[str, ...]] = []
     for rule, lr in result.suggestions.items():
-        spread, unc = result.spread(rule), result.uncertainty(rule)
         rule_rows.append(
             (
                 rule,
                 _lr(lr),
-                f"{lr / unc:.2g} .. {lr * unc:.2g}" if unc and lr else "-",
-                _ratio(spread),
+                result.interval_text(rule) or "-",
+                _ratio(result.spread(rule)),
                 "<- suggested" if rule == result.rule else "",
             )
         )
@@ -220,13 +219,8 @@ def render_summary(console: Any, outcome: Any, run_dir: Any) -> str:
     )
     if result.lr is None:
         return "no suggestion: see the warnings and lr_find.png"
-    unc = result.uncertainty()
-    n = len(result.curves)
-    within = (
-        f"; 95% interval {result.lr / unc:.2g} .. {result.lr * unc:.2g} over {n} runs"
-        if unc
-        else ""
-    )
+    interval = result.interval_text()
+    within = f"; 95% interval {interval} over {len(result.curves)} runs" if interval else ""
     line = f"suggested lr: {result.lr:.3g} ({result.rule}{within}; confidence {result.confidence})"
     p = outcome.plan
     if p is not None and p.target == "onecycle":

@@ -97,11 +97,7 @@ def lr_find_plot_data(result: Any, chosen_range: tuple[float, float] | None = No
     interval = (headline.lr / unc, headline.lr * unc) if headline and unc else None
     note = (
         f"suggested lr = {headline.lr:.2e} ({headline.rule})"
-        + (
-            f"\n95% interval {interval[0]:.2g} .. {interval[1]:.2g} over {n_rep} runs"
-            if interval
-            else ""
-        )
+        + (f"\n95% interval {result.interval_text()} over {n_rep} runs" if interval else "")
         if headline
         else "no suggestion (see warnings)"
     )
